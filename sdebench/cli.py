@@ -1,0 +1,252 @@
+"""The ``sdebench`` command line: list, train, sample.
+
+User mistakes end as one line ``error: <field>: <what>`` with exit code 2, before any work and with no file
+written. A solver that diverges ends with ``diverged: ...`` and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import torch
+
+from sdebench import __version__
+from sdebench.errors import DivergedError, UserError, check
+from sdebench.io import check_writable, write_atomic
+from sdebench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, exact_reference, noise_floors
+from sdebench.problems import PROBLEMS, Problem, get_problem, load_problem
+from sdebench.scores import ARCHS, SCORES, TrainConfig, make_score
+from sdebench.scores.training import LOSSES, WEIGHTINGS, load_or_train
+from sdebench.solvers import GRIDS, SOLVERS, make_solver
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(2)
+
+
+def _doc(obj: Any) -> str:
+    return ((obj.__doc__ or "").strip().splitlines() or [""])[0]
+
+
+def _problem(args: argparse.Namespace) -> Problem:
+    check(
+        (args.problem is None) != (args.config is None), "problem", "give exactly one of --problem NAME, --config FILE"
+    )
+    if args.config is not None:
+        return load_problem(args.config, t_end=args.t_end)
+    return get_problem(args.problem, t_end=args.t_end)
+
+
+def _train_config(args: argparse.Namespace, steps: int | None) -> TrainConfig:
+    config = TrainConfig(arch=args.arch, seed=args.train_seed, weighting=args.weighting, loss=args.loss)
+    if steps is not None:
+        config.steps = steps
+    config.validate()
+    return config
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        check(bool(sep) and bool(key), "param", f"expected NAME=VALUE, got {pair!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+# -- commands --------------------------------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print what is registered: problems, scores, solvers (with parameters and orders), metrics, grids, archs."""
+    listing = {
+        "problems": {name: _doc(fn) for name, fn in PROBLEMS.items()},
+        "scores": {name: _doc(fn) for name, fn in SCORES.items()},
+        "solvers": {name: cls.describe() for name, cls in SOLVERS.items()},
+        "metrics": {name: _doc(fn) for name, fn in METRICS.items()},
+        "grids": {name: _doc(fn) for name, fn in GRIDS.items()},
+        "archs": {name: {"doc": _doc(cls), "options": cls.defaults} for name, cls in ARCHS.items()},
+    }
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    for kind, entries in listing.items():
+        print(f"{kind}:")
+        for name, entry in entries.items():
+            if kind == "solvers":
+                params = ", ".join(f"{p}={d['default']}" for p, d in entry["params"].items())
+                orders = f"strong {entry['strong_order']}, weak {entry['weak_order']}"
+                print(f"  {name:<20} {entry['doc']}\n  {'':<20} [{entry['kind']}; {orders}; {params}]")
+            else:
+                doc = entry["doc"] if isinstance(entry, dict) else entry
+                print(f"  {name:<20} {doc}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or find in the cache) the score network for a problem; print the checkpoint path."""
+    problem = _problem(args)
+    config = _train_config(args, args.steps)
+    score = load_or_train(problem, config, cache_dir=args.cache_dir, progress=not args.quiet)
+    if args.json:
+        print(json.dumps({"checkpoint": str(score.path), **score.info}))
+    else:
+        print(score.path)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Sample a problem with a score and a solver; print metrics; save samples (and a density plot)."""
+    # Validate everything before any work.
+    problem = _problem(args)
+    check(args.n > 0, "n", f"must be > 0, got {args.n}")
+    options: dict[str, Any] = _parse_params(args.param)
+    if args.steps is not None:
+        check(args.steps > 0, "steps", f"must be > 0, got {args.steps}")
+        options["steps"] = args.steps
+    solver = make_solver(args.solver, **options)
+    SCORES.get(args.score, "score")
+    metric_names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    for name in metric_names:
+        METRICS.get(name, "metrics")
+    out = check_writable(args.out, "out")
+    check(out.suffix == ".npy", "out", f"must end in .npy, got {str(out)!r}")
+    plot = check_writable(args.plot, "plot") if args.plot else None
+    if plot is not None:
+        check(plot.suffix == ".png", "plot", f"must end in .png, got {str(plot)!r}")
+    reason = solver.supports(problem)
+    check(reason is None, "solver", f"{args.solver!r} does not apply to {problem.name!r}: {reason}")
+    train_config = _train_config(args, args.train_steps) if args.score == "trained" else None
+
+    score = make_score(
+        args.score,
+        problem,
+        train_config=train_config,
+        cache_dir=args.cache_dir,
+        checkpoint=args.checkpoint,
+        progress=not args.quiet,
+    )
+    generator = torch.Generator().manual_seed(args.seed)
+    try:
+        result = solver.solve(problem, score, args.n, generator)
+    except DivergedError as exc:
+        sys.stderr.write(f"diverged: {exc}\n")
+        return 1
+    reference = exact_reference(problem)
+    metrics = compute_metrics(metric_names, result.samples, reference)
+    floors = noise_floors(metric_names, reference, args.n)
+    samples = result.samples.numpy()
+    write_atomic(out, lambda tmp: np.save(tmp.open("wb"), samples))
+    if plot is not None:
+        from sdebench.reports.plots import density_plot
+
+        exact = reference.draw(args.n, torch.Generator().manual_seed(args.seed + 1)).numpy()
+        title = (
+            f"{problem.name}: {args.solver} ({result.nfe} NFE), {args.score} score — "
+            f"SW1 {metrics.get('sw1', float('nan')):.4f} (floor {floors.get('sw1', float('nan')):.4f})"
+        )
+        density_plot({f"{args.solver}, {args.score} score": samples, "exact p_ε": exact}, plot, title=title)
+    summary = {
+        "problem": problem.name,
+        "score": args.score,
+        "solver": args.solver,
+        "params": solver.options,
+        "n": args.n,
+        "seed": args.seed,
+        "nfe": result.nfe,
+        "nfe_per_sample": result.nfe_per_sample,
+        "wall_s": result.wall_s,
+        "reference": reference.label,
+        "metrics": metrics,
+        "floors": floors,
+        "out": str(out),
+        "plot": str(plot) if plot else None,
+        "version": __version__,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{problem.name}: {args.solver} {solver.options} with the {args.score} score, n = {args.n:,}")
+        print(f"NFE {result.nfe}, wall time {result.wall_s:.2f} s; reference: {reference.label}")
+        print(f"{'metric':<24}{'value':>12}{'floor':>12}")
+        for key, value in metrics.items():
+            print(f"{key:<24}{value:>12.5g}{floors[key]:>12.5g}")
+        print(f"samples: {out}" + (f"\nplot: {plot}" if plot else ""))
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------------------------------
+def _add_problem_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--problem", help="a registered problem (see 'sdebench list')")
+    p.add_argument("--config", type=Path, help="a TOML problem definition (format in README)")
+    p.add_argument("--t-end", type=float, default=None, help="sampling stops at t = ε (default: the problem's)")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="mlp", help="network: mlp (default, time-conditioned) or seed-mlp")
+    p.add_argument("--weighting", default="sigma2", help=f"DSM weighting λ(t): {' or '.join(WEIGHTINGS)}")
+    p.add_argument("--loss", default="squared", help=f"DSM loss: {' or '.join(LOSSES)} (norm: the seed's quirk)")
+    p.add_argument("--train-seed", type=int, default=0, help="training seed")
+    p.add_argument("--cache-dir", type=Path, default=None, help="checkpoint cache (default $SDEBENCH_CACHE)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for all sub-commands."""
+    parser = _Parser(prog="sdebench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sdebench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list problems, scores, solvers, metrics")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("train", help="train a score network by DSM (cached); prints the checkpoint path")
+    _add_problem_args(p)
+    _add_train_args(p)
+    p.add_argument("--steps", type=int, default=None, help="training steps")
+    p.add_argument("--seed", dest="train_seed", type=int, default=0, help="training seed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="sample with a solver and a score; print metrics")
+    _add_problem_args(p)
+    _add_train_args(p)
+    p.add_argument("--score", default="exact", help="exact or trained")
+    p.add_argument("--checkpoint", type=Path, default=None, help="a trained checkpoint to use (must match)")
+    p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
+    p.add_argument("--solver", default="em")
+    p.add_argument("--steps", type=int, default=None, help="solver steps")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a solver parameter")
+    p.add_argument("--n", type=int, required=True, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metric names")
+    p.add_argument("--out", type=Path, required=True, help="samples.npy: float64, shape (n, d)")
+    p.add_argument("--plot", type=Path, default=None, help="density.png")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sdebench`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

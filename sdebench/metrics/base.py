@@ -1,0 +1,94 @@
+"""The metric interface: a registered plain function ``(samples, reference) -> dict[str, float]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from sdebench.errors import UserError, check
+from sdebench.problems import GaussianMixture, Problem
+from sdebench.registry import Registry
+
+Tensor = torch.Tensor
+MetricFn = Callable[..., dict[str, float]]
+
+#: Metric functions by name.
+METRICS: Registry = Registry("metric")
+
+
+@dataclass
+class Reference:
+    """What samples are judged against: an exact mixture when the data has one, otherwise held-out samples.
+
+    ``label`` says which (it goes into reports). ``cache`` holds work that depends only on the reference (such as
+    exact projected quantiles), so that comparing many sample sets costs it once.
+    """
+
+    label: str
+    mixture: GaussianMixture | None = None
+    samples: Tensor | None = None
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def dim(self) -> int:
+        """Dimension d of the reference."""
+        return self.mixture.dim if self.mixture is not None else self.samples.shape[1]
+
+    def draw(self, n: int, generator: torch.Generator) -> Tensor:
+        """n exact draws (from the mixture, or resampled from the held-out samples)."""
+        if self.mixture is not None:
+            return self.mixture.sample(n, generator=generator)[0]
+        index = torch.randint(self.samples.shape[0], (n,), generator=generator)
+        return self.samples[index]
+
+
+def exact_reference(problem: Problem) -> Reference:
+    """The exact p_ε = data ⊛ N(0, σ(ε)² I): the honest target of a sampler that stops at t = ε."""
+    return Reference(label=f"exact p_eps (t_end={problem.t_end:g})", mixture=problem.target())
+
+
+def data_reference(problem: Problem) -> Reference:
+    """The exact data distribution p_0 (without the kernel noise left at ε)."""
+    return Reference(label="exact p_data", mixture=problem.data)
+
+
+def check_samples(samples: Any, reference: Reference, min_n: int = 2) -> Tensor:
+    """Samples as a float64 (n, d) tensor matching the reference; a :class:`UserError` otherwise."""
+    x = torch.as_tensor(samples)
+    check(x.dim() == 2, "samples", f"must have shape (n, d), got {tuple(x.shape)}")
+    check(x.shape[1] == reference.dim, "samples", f"have dimension {x.shape[1]}, the reference has {reference.dim}")
+    check(x.shape[0] >= min_n, "samples", f"need at least {min_n} rows, got {x.shape[0]}")
+    check(bool(torch.isfinite(x).all()), "samples", "contain NaN or inf")
+    return x.to(torch.float64)
+
+
+def require_mixture(reference: Reference, metric: str) -> GaussianMixture:
+    """The reference's exact mixture, or a :class:`UserError` saying the metric needs one."""
+    if reference.mixture is None:
+        raise UserError("metric", f"{metric!r} needs an exact mixture reference")
+    return reference.mixture
+
+
+def compute_metrics(names: list[str], samples: Any, reference: Reference) -> dict[str, float]:
+    """All the named metrics of ``samples`` against ``reference``, merged into one dict."""
+    functions = [METRICS.get(name, "metric") for name in names]
+    out: dict[str, float] = {}
+    for fn in functions:
+        out.update(fn(samples, reference))
+    return out
+
+
+def noise_floors(names: list[str], reference: Reference, n: int, draws: int = 5, seed: int = 12345) -> dict[str, float]:
+    """Each metric between an exact n-sample and the reference, averaged over ``draws`` draws.
+
+    A result at or below its floor cannot be told apart from exact sampling at this n.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    total: dict[str, float] = {}
+    for _ in range(draws):
+        for key, value in compute_metrics(names, reference.draw(n, gen), reference).items():
+            total[key] = total.get(key, 0.0) + value / draws
+    return total

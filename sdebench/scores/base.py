@@ -1,0 +1,39 @@
+"""The score interface: a callable ``score(x, t)`` returning a tensor of x's shape, plus NFE counting."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+Tensor = torch.Tensor
+
+
+class Score(Protocol):
+    """∇_x log p_t(x) for x of shape (n, d); t is a float or one time per row (shape (n,))."""
+
+    name: str
+
+    def __call__(self, x: Tensor, t: float | Tensor) -> Tensor: ...
+
+
+class CountingScore:
+    """Wraps a score and counts its evaluations: NFE is counted, never computed by formula.
+
+    ``calls`` counts batched evaluations (the NFE of a fixed-step solver); ``rows`` counts evaluated rows, so a
+    solver that evaluates only part of its batch can report NFE per sample as rows / n.
+    """
+
+    def __init__(self, score: Score) -> None:
+        self.inner = score
+        self.name = getattr(score, "name", "score")
+        self.calls = 0
+        self.rows = 0
+
+    def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
+        self.calls += 1
+        self.rows += x.shape[0]
+        return self.inner(x, t)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)

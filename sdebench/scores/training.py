@@ -1,0 +1,223 @@
+"""Denoising score matching for the VE-SDE, with checkpoints cached on disk by a hash of what produced them."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from sdebench import __version__
+from sdebench.errors import UserError, check
+from sdebench.problems import Problem
+from sdebench.scores.networks import ARCHS
+
+Tensor = torch.Tensor
+CHECKPOINT_FORMAT = "sdebench-checkpoint-1"
+WEIGHTINGS = ("sigma2", "g2")
+LOSSES = ("squared", "norm")
+
+
+@dataclass
+class TrainConfig:
+    """What determines a trained score (together with the problem): the cache key is a hash of both.
+
+    ``weighting``: λ(t) = σ(t)² (default) or g(t)² (the seed's). ``loss``: the squared L2 error (default) or its
+    plain L2 norm (the seed's quirk: its values sit at 1200–2000 and barely move).
+    """
+
+    arch: str = "mlp"
+    arch_options: dict[str, Any] = field(default_factory=dict)
+    steps: int = 3000
+    batch_size: int = 1024
+    lr: float = 3e-3
+    ema: float = 0.995
+    seed: int = 0
+    weighting: str = "sigma2"
+    loss: str = "squared"
+
+    def validate(self) -> None:
+        """Raise :class:`UserError` for an invalid field."""
+        arch_cls = ARCHS.get(self.arch, "arch")
+        unknown = set(self.arch_options) - set(arch_cls.defaults)
+        check(not unknown, "arch_options", f"unknown option(s) {sorted(unknown)} for arch {self.arch!r}")
+        check(isinstance(self.steps, int) and self.steps > 0, "steps", "must be a positive integer")
+        check(isinstance(self.batch_size, int) and self.batch_size > 0, "batch_size", "must be a positive integer")
+        check(self.lr > 0, "lr", "must be > 0")
+        check(0.0 <= self.ema < 1.0, "ema", "must lie in [0, 1)")
+        check(self.weighting in WEIGHTINGS, "weighting", f"unknown {self.weighting!r} (valid: {', '.join(WEIGHTINGS)})")
+        check(self.loss in LOSSES, "loss", f"unknown {self.loss!r} (valid: {', '.join(LOSSES)})")
+
+    def resolved(self) -> dict[str, Any]:
+        """The config with the architecture's defaults filled in (what the hash covers)."""
+        out = asdict(self)
+        out["arch_options"] = {**ARCHS.get(self.arch, "arch").defaults, **self.arch_options}
+        return out
+
+
+def cache_key(problem: Problem, config: TrainConfig) -> dict[str, Any]:
+    """Everything a checkpoint depends on, as plain data."""
+    return {"problem": problem.spec, "train": config.resolved(), "format": CHECKPOINT_FORMAT}
+
+
+def _digest(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    """``$SDEBENCH_CACHE`` or ``~/.cache/sdebench``."""
+    return Path(os.environ.get("SDEBENCH_CACHE", Path.home() / ".cache" / "sdebench"))
+
+
+def checkpoint_path(problem: Problem, config: TrainConfig, cache_dir: Path | None = None) -> Path:
+    """Where the checkpoint for this problem and config lives in the cache."""
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return directory / f"{problem.name}-{config.arch}-{_digest(cache_key(problem, config))}.pt"
+
+
+class TrainedScore:
+    """A trained network used as a score (evaluated without gradients)."""
+
+    name = "trained"
+
+    def __init__(self, model: torch.nn.Module, path: Path | None = None, info: dict[str, Any] | None = None) -> None:
+        self.model = model.eval()
+        self.path = path
+        self.info = info or {}
+
+    def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.model(x, t)
+
+
+def _build_model(problem: Problem, config: TrainConfig) -> torch.nn.Module:
+    arch_cls = ARCHS.get(config.arch, "arch")
+    return arch_cls(problem.dim, problem.sde, **config.resolved()["arch_options"])
+
+
+def dsm_loss(model: torch.nn.Module, problem: Problem, x0: Tensor, config: TrainConfig, gen: torch.Generator) -> Tensor:
+    """Denoising score matching: E_t λ(t) |s(x0 + σz, t) + z/σ|², t ~ U(ε, 1)."""
+    n = x0.shape[0]
+    t = problem.t_end + (1 - problem.t_end) * torch.rand(n, generator=gen, dtype=x0.dtype)
+    z = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
+    sigma = problem.sde.sigma(t)[:, None]
+    pred = model(x0 + sigma * z, t)
+    # σ²|s − (−z/σ)|² = |σ s + z|²: written this way it never divides by a small σ.
+    sq = (sigma * pred + z).pow(2).sum(-1)
+    if config.weighting == "g2":
+        sq = sq * (problem.sde.diffusion(t) / problem.sde.sigma(t)) ** 2
+    return (sq.sqrt() if config.loss == "norm" else sq).mean()
+
+
+def train(problem: Problem, config: TrainConfig, progress: bool = True) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train a score network by DSM on fresh draws from the problem's data (float32); deterministic per seed."""
+    config.validate()
+    torch.manual_seed(config.seed)
+    model = _build_model(problem, config).float()
+    ema_model = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
+    gen = torch.Generator().manual_seed(config.seed)
+    start = time.perf_counter()
+    losses: list[float] = []
+    bar = tqdm(range(config.steps), desc="train", disable=not progress, mininterval=0.5, leave=False)
+    for _ in bar:
+        x0, _ = problem.data.sample(config.batch_size, generator=gen, dtype=torch.float32)
+        loss = dsm_loss(model, problem, x0, config, gen)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        with torch.no_grad():
+            for p_ema, p in zip(ema_model.parameters(), model.parameters(), strict=True):
+                p_ema.lerp_(p, 1 - config.ema)
+        losses.append(loss.item())
+        if len(losses) % 100 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-100:]) / 100:.4f}")
+    info = {"train_seconds": time.perf_counter() - start, "final_loss": sum(losses[-100:]) / len(losses[-100:])}
+    return ema_model, info
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, key: dict[str, Any], info: dict[str, Any]) -> None:
+    """Write atomically (temporary file, then rename), so an interrupted write leaves nothing half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "sdebench_version": __version__,
+        "key": json.dumps(key, sort_keys=True),
+        "info": info,
+        "state_dict": model.state_dict(),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, problem: Problem, config: TrainConfig) -> TrainedScore:
+    """Load with ``weights_only``; refuse a file that is corrupt or was trained for another problem or config."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError("checkpoint", f"no such file {str(path)!r}") from None
+    except Exception as exc:  # torch raises many types for a bad file; all mean the same to the user
+        raise UserError("checkpoint", f"{str(path)!r} is truncated or corrupt ({type(exc).__name__})") from None
+    check(
+        isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT,
+        "checkpoint",
+        f"{str(path)!r} is not an sdebench checkpoint",
+    )
+    expected = json.dumps(cache_key(problem, config), sort_keys=True)
+    if payload.get("key") != expected:
+        stored = json.loads(payload.get("key", "{}"))
+        diff = _first_difference(stored, json.loads(expected))
+        raise UserError("checkpoint", f"{str(path)!r} was trained for another config ({diff})")
+    model = _build_model(problem, config).float()
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        raise UserError("checkpoint", f"{str(path)!r} has unusable weights ({type(exc).__name__})") from None
+    return TrainedScore(model, path=path, info=payload.get("info", {}))
+
+
+def _first_difference(stored: Any, expected: Any, where: str = "") -> str:
+    """A short description of the first place two configs differ."""
+    if isinstance(stored, dict) and isinstance(expected, dict):
+        for k in sorted(set(stored) | set(expected)):
+            if stored.get(k) != expected.get(k):
+                return _first_difference(stored.get(k), expected.get(k), f"{where}.{k}" if where else k)
+    return f"{where or 'config'}: stored {json.dumps(stored)[:60]}, wanted {json.dumps(expected)[:60]}"
+
+
+def load_or_train(
+    problem: Problem,
+    config: TrainConfig,
+    cache_dir: Path | None = None,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> TrainedScore:
+    """The cached trained score for this problem and config, training and caching it first if needed.
+
+    With ``checkpoint`` given, that file is loaded (and must match), never trained or overwritten.
+    """
+    config.validate()
+    if checkpoint is not None:
+        return load_checkpoint(Path(checkpoint), problem, config)
+    path = checkpoint_path(problem, config, cache_dir)
+    if path.exists():
+        return load_checkpoint(path, problem, config)
+    model, info = train(problem, config, progress=progress)
+    save_checkpoint(path, model, cache_key(problem, config), info)
+    return TrainedScore(model, path=path, info=info)

@@ -1,0 +1,139 @@
+"""The solver interface: a class per solver with declared orders and parameters, a result, and the registry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from sdebench.errors import DivergedError, UserError, check
+from sdebench.problems import Problem
+from sdebench.registry import Registry
+from sdebench.scores.base import CountingScore, Score
+
+Tensor = torch.Tensor
+
+#: Solver classes by name.
+SOLVERS: Registry = Registry("solver")
+
+
+def register(cls: type[Solver]) -> type[Solver]:
+    """Class decorator: register a solver under its ``name``."""
+    return SOLVERS.register(cls.name)(cls)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A solver parameter: its type, default, an optional validity check and a one-line description."""
+
+    name: str
+    type: type
+    default: Any
+    doc: str
+    valid: Callable[[Any], bool] | None = None
+    requirement: str = ""
+    choices: tuple[str, ...] | None = None
+
+    def parse(self, value: Any, field_name: str) -> Any:
+        """Convert (a string from the CLI, or a TOML value) and validate."""
+        if self.type is bool:
+            if isinstance(value, str):
+                check(value.lower() in ("true", "false", "1", "0"), field_name, "must be true or false")
+                value = value.lower() in ("true", "1")
+            check(isinstance(value, bool), field_name, "must be true or false")
+        elif self.type in (int, float):
+            try:
+                number = self.type(value) if isinstance(value, str) else value
+            except ValueError:
+                raise UserError(field_name, f"must be {'an integer' if self.type is int else 'a number'}") from None
+            ok = isinstance(number, (int, float)) and not isinstance(number, bool)
+            if self.type is int:
+                ok = ok and float(number).is_integer()
+            check(ok, field_name, f"must be {'an integer' if self.type is int else 'a number'}, got {value!r}")
+            value = self.type(number)
+        else:
+            check(isinstance(value, str), field_name, "must be a string")
+        if self.choices is not None:
+            check(value in self.choices, field_name, f"unknown {value!r} (valid: {', '.join(self.choices)})")
+        if self.valid is not None:
+            check(self.valid(value), field_name, self.requirement)
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description for ``sdebench list --json``."""
+        out = {"type": self.type.__name__, "default": self.default, "doc": self.doc}
+        if self.requirement:
+            out["requirement"] = self.requirement
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        return out
+
+
+@dataclass
+class SolveResult:
+    """Samples (float64, (n, d)), the counted number of score evaluations, wall time and solver-specific info."""
+
+    samples: Tensor
+    nfe: int
+    nfe_per_sample: float
+    wall_s: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Solver:
+    """Base class: subclasses set ``name``, ``kind``, the declared orders and ``params``, and implement ``_solve``.
+
+    Parameters are validated when the solver is built, so a bad one fails before any work. ``solve`` counts score
+    evaluations by wrapping the score, times the run, and turns NaN or inf into :class:`DivergedError`.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[str] = "sde"  # "sde" (stochastic) or "ode" (deterministic)
+    strong_order: ClassVar[float | None] = None
+    weak_order: ClassVar[float | None] = None
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, **options: Any) -> None:
+        known = {p.name: p for p in self.params}
+        for key in options:
+            check(key in known, key, f"solver {self.name!r} takes no parameter {key!r} (valid: {', '.join(known)})")
+        self.options = {p.name: p.parse(options.get(p.name, p.default), p.name) for p in self.params}
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Plain-data description: kind, declared orders, parameters with defaults."""
+        return {
+            "kind": cls.kind,
+            "strong_order": cls.strong_order,
+            "weak_order": cls.weak_order,
+            "params": {p.name: p.describe() for p in cls.params},
+            "doc": (cls.__doc__ or "").strip().splitlines()[0],
+        }
+
+    def supports(self, problem: Problem) -> str | None:
+        """None when this solver applies to ``problem``; otherwise the reason it does not."""
+        return None
+
+    def solve(self, problem: Problem, score: Score, n: int, generator: torch.Generator) -> SolveResult:
+        """Draw n samples for ``problem`` with ``score``; all randomness comes from ``generator``."""
+        check(isinstance(n, int) and n > 0, "n", "must be a positive integer")
+        reason = self.supports(problem)
+        check(reason is None, "solver", f"{self.name!r} does not apply to problem {problem.name!r}: {reason}")
+        counted = CountingScore(score)
+        start = time.perf_counter()
+        samples, info = self._solve(problem, counted, n, generator)
+        wall = time.perf_counter() - start
+        if not bool(torch.isfinite(samples).all()):
+            raise DivergedError(f"solver {self.name!r} diverged: NaN or inf in the samples after {counted.calls} NFE")
+        return SolveResult(samples.to(torch.float64), counted.calls, counted.rows / n, wall, info)
+
+    def _solve(self, problem: Problem, score: Score, n: int, generator: torch.Generator) -> tuple[Tensor, dict]:
+        raise NotImplementedError
+
+
+def make_solver(name: str, **options: Any) -> Solver:
+    """Build the solver called ``name`` with validated options."""
+    return SOLVERS.get(name, "solver")(**options)
