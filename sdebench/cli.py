@@ -63,6 +63,11 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as handle:  # a handle, so numpy does not append ".npy" to the temporary name
+        np.save(handle, array)
+
+
 # -- commands --------------------------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     """Print what is registered: problems, scores, solvers (with parameters and orders), metrics, grids, archs."""
@@ -110,7 +115,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     options: dict[str, Any] = _parse_params(args.param)
     if args.steps is not None:
         check(args.steps > 0, "steps", f"must be > 0, got {args.steps}")
+        check("steps" not in options, "steps", "given twice (--steps and --param steps=...)")
         options["steps"] = args.steps
+    check(args.checkpoint is None or args.score == "trained", "checkpoint", "applies only with --score trained")
     solver = make_solver(args.solver, **options)
     SCORES.get(args.score, "score")
     metric_names = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -143,7 +150,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     metrics = compute_metrics(metric_names, result.samples, reference)
     floors = noise_floors(metric_names, reference, args.n)
     samples = result.samples.numpy()
-    write_atomic(out, lambda tmp: np.save(tmp.open("wb"), samples))
+    write_atomic(out, lambda tmp: _save_npy(tmp, samples))
     if plot is not None:
         from sdebench.reports.plots import density_plot
 

@@ -13,9 +13,19 @@ from sdebench.errors import UserError, check
 Tensor = torch.Tensor
 
 
+def _as_array(value: Any, field: str, what: str) -> Tensor:
+    """``value`` as a float64 tensor, or a :class:`UserError` saying what was expected."""
+    if isinstance(value, Tensor):
+        return value.to(torch.float64)
+    try:
+        return torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise UserError(field, f"must be {what}") from None
+
+
 def _as_matrix(value: Any, dim: int, field: str) -> Tensor:
     """A covariance given as a number (isotropic), a length-d list (diagonal) or a d×d matrix."""
-    t = torch.as_tensor(value, dtype=torch.float64)
+    t = _as_array(value, field, "a number, a list of d numbers or a d×d matrix")
     if t.dim() == 0:
         return float(t) * torch.eye(dim, dtype=torch.float64)
     if t.dim() == 1:
@@ -34,11 +44,8 @@ class GaussianMixture:
     """
 
     def __init__(self, weights: Sequence[float] | Tensor, means: Any, covs: Any, field: str = "data") -> None:
-        try:
-            w = torch.as_tensor(weights, dtype=torch.float64)
-            mu = torch.as_tensor(means, dtype=torch.float64)
-        except (TypeError, ValueError) as exc:
-            raise UserError(field, f"weights and means must be numbers ({exc})") from None
+        w = _as_array(weights, f"{field}.weights", "a list of numbers")
+        mu = _as_array(means, f"{field}.means", "a list of K points of equal dimension d")
         check(w.dim() == 1 and w.numel() >= 1, f"{field}.weights", "must be a non-empty list of numbers")
         check(bool(torch.isfinite(w).all()), f"{field}.weights", "must be finite")
         check(bool((w >= 0).all()), f"{field}.weights", "must be non-negative")
@@ -54,10 +61,7 @@ class GaussianMixture:
             check(
                 len(covs) == w.shape[0], f"{field}.covs", f"has {len(covs)} entries but there are {w.shape[0]} weights"
             )
-            try:
-                cov_list = [_as_matrix(c, dim, f"{field}.covs[{k}]") for k, c in enumerate(covs)]
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"{field}.covs", f"must be numbers ({exc})") from None
+            cov_list = [_as_matrix(c, dim, f"{field}.covs[{k}]") for k, c in enumerate(covs)]
         for k, c in enumerate(cov_list):
             name = f"{field}.covs[{k}]"
             check(bool(torch.isfinite(c).all()), name, "must be finite")

@@ -107,6 +107,8 @@ def load_problem(path: str | Path, t_end: float | None = None) -> Problem:
         text = path.read_text()
     except OSError as exc:
         raise UserError("config", f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError("config", f"{str(path)!r} is not a UTF-8 text file") from None
     try:
         spec = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -129,21 +129,33 @@ def train(problem: Problem, config: TrainConfig, progress: bool = True) -> tuple
     start = time.perf_counter()
     losses: list[float] = []
     bar = tqdm(range(config.steps), desc="train", disable=not progress, mininterval=0.5, leave=False)
-    for _ in bar:
+    for step in bar:
         x0, _ = problem.data.sample(config.batch_size, generator=gen, dtype=torch.float32)
         loss = dsm_loss(model, problem, x0, config, gen)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
+        # EMA with warm-up: early on the average would otherwise be dominated by the random initial weights.
+        decay = min(config.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for p_ema, p in zip(ema_model.parameters(), model.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - config.ema)
+                p_ema.lerp_(p, 1 - decay)
         losses.append(loss.item())
         if len(losses) % 100 == 0:
             bar.set_postfix(loss=f"{sum(losses[-100:]) / 100:.4f}")
     info = {"train_seconds": time.perf_counter() - start, "final_loss": sum(losses[-100:]) / len(losses[-100:])}
     return ema_model, info
+
+
+def weights_digest(state_dict: dict[str, Tensor]) -> str:
+    """sha256 of the weights (names, shapes and bytes): torch does not check a checkpoint's integrity itself."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        h.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return h.hexdigest()
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, key: dict[str, Any], info: dict[str, Any]) -> None:
@@ -155,6 +167,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, key: dict[str, Any], inf
         "key": json.dumps(key, sort_keys=True),
         "info": info,
         "state_dict": model.state_dict(),
+        "weights_sha256": weights_digest(model.state_dict()),
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
@@ -181,12 +194,21 @@ def load_checkpoint(path: Path, problem: Problem, config: TrainConfig) -> Traine
     )
     expected = json.dumps(cache_key(problem, config), sort_keys=True)
     if payload.get("key") != expected:
-        stored = json.loads(payload.get("key", "{}"))
+        try:
+            stored = json.loads(payload.get("key", "{}"))
+        except (TypeError, ValueError):
+            raise UserError("checkpoint", f"{str(path)!r} has an unreadable config record") from None
         diff = _first_difference(stored, json.loads(expected))
         raise UserError("checkpoint", f"{str(path)!r} was trained for another config ({diff})")
+    state = payload.get("state_dict")
+    check(
+        isinstance(state, dict) and payload.get("weights_sha256") == weights_digest(state),
+        "checkpoint",
+        f"{str(path)!r} is corrupt (its weights do not match their recorded checksum)",
+    )
     model = _build_model(problem, config).float()
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
         raise UserError("checkpoint", f"{str(path)!r} has unusable weights ({type(exc).__name__})") from None
     return TrainedScore(model, path=path, info=payload.get("info", {}))

@@ -36,6 +36,7 @@ class Param:
     valid: Callable[[Any], bool] | None = None
     requirement: str = ""
     choices: tuple[str, ...] | None = None
+    registry: Registry | None = None  # the value must name an entry of this registry (e.g. GRIDS)
 
     def parse(self, value: Any, field_name: str) -> Any:
         """Convert (a string from the CLI, or a TOML value) and validate."""
@@ -56,6 +57,8 @@ class Param:
             value = self.type(number)
         else:
             check(isinstance(value, str), field_name, "must be a string")
+        if self.registry is not None:
+            self.registry.get(value, field_name)
         if self.choices is not None:
             check(value in self.choices, field_name, f"unknown {value!r} (valid: {', '.join(self.choices)})")
         if self.valid is not None:
@@ -69,6 +72,8 @@ class Param:
             out["requirement"] = self.requirement
         if self.choices is not None:
             out["choices"] = list(self.choices)
+        if self.registry is not None:
+            out["choices"] = self.registry.names()
         return out
 
 

@@ -16,7 +16,7 @@ from sdebench.solvers.noise import standard_normal_
 Tensor = torch.Tensor
 
 STEPS = Param("steps", int, 1000, "number of steps", lambda v: v > 0, "must be > 0")
-GRID = Param("grid", str, "uniform-t", "time grid from 1 to t_end", lambda v: v in GRIDS, "unknown grid")
+GRID = Param("grid", str, "uniform-t", "time grid from 1 to t_end", registry=GRIDS)
 DENOISE = Param("denoise", bool, False, "finish with the Tweedie step x + σ(ε)²·s(x, ε) (one more NFE)")
 START = Param(
     "start",

@@ -1,0 +1,31 @@
+# Two entry points (see README): `make demo` runs the main job, `make test` runs the checks.
+# Each creates the virtual environment .venv when needed; the CPU build of torch goes in first, so that the
+# project's torch range is already met and pip never pulls a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+OUT ?= out
+
+.PHONY: demo test setup clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	mkdir -p $(OUT)
+	$(BIN)/sdebench sample --problem ve-gmm2 --score trained --solver em --steps 1000 --n 100000 --seed 0 \
+		--out $(OUT)/samples.npy --plot $(OUT)/density.png
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) $(OUT)
