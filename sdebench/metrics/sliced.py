@@ -50,9 +50,10 @@ def mixture_quantiles(means: np.ndarray, stds: np.ndarray, weights: np.ndarray, 
         hi[active] = np.where(f > 0, ya, hi[active])
         density = (weights / s * inv_sqrt_2pi * np.exp(-0.5 * z * z)).sum(-1)
         newton = ya - f / np.maximum(density, 1e-300)
-        inside = (newton > lo[active]) & (newton < hi[active])
-        y[active] = np.where(inside, newton, 0.5 * (lo[active] + hi[active]))
-        done = (np.abs(f) < 1e-13) | (hi[active] - lo[active] < 1e-10) | (np.abs(y[active] - ya) < 1e-12)
+        inside = (newton >= lo[active]) & (newton <= hi[active])
+        converged = np.abs(f) < 1e-13
+        y[active] = np.where(converged, ya, np.where(inside, newton, 0.5 * (lo[active] + hi[active])))
+        done = converged | (hi[active] - lo[active] < 1e-10) | (np.abs(y[active] - ya) < 1e-12)
         active = active[~done]
         if active.size == 0:
             break
