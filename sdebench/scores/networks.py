@@ -59,17 +59,22 @@ class TimeMLP(nn.Module):
     A denoiser D(x, σ) = c_skip·x + c_out·F(c_in·x, log σ) gives the score (D − x)/σ². With the σ(t)²-weighted
     loss the network's target F stays of order one at every noise level, which is what makes it train in seconds.
     The network runs in its own (float32) precision; the preconditioning arithmetic runs in x's dtype.
+
+    ``sigma_data`` = 0.25, below the data's unit variance, on purpose: it sets where the skip connection hands
+    over to the network, and multimodal data look locally much narrower than their global spread. Measured on
+    ve-gmm2 (EM, 500 steps, 10⁵ samples): with σ_data = 1, 8–20 samples in 10⁵ stay stranded between the modes
+    (6+ mode widths away) and inflate the per-mode std by 2–4%; with 0.25, none do.
     """
 
-    defaults: ClassVar[dict[str, Any]] = {"width": 128, "depth": 3, "n_freqs": 8, "sigma_data": 1.0}
+    defaults: ClassVar[dict[str, Any]] = {"width": 64, "depth": 3, "n_freqs": 8, "sigma_data": 0.25}
 
     def __init__(
-        self, dim: int, sde: VESDE, width: int = 128, depth: int = 3, n_freqs: int = 8, sigma_data: float = 1.0
+        self, dim: int, sde: VESDE, width: int = 64, depth: int = 3, n_freqs: int = 8, sigma_data: float = 0.25
     ) -> None:
         super().__init__()
         self.sde = sde
         self.sigma_data = sigma_data
-        self.register_buffer("freqs", math.pi * torch.arange(1, n_freqs + 1, dtype=torch.float32))
+        self.register_buffer("freqs", math.pi * torch.arange(1, n_freqs + 1, dtype=torch.float32), persistent=False)
         layers: list[nn.Module] = [nn.Linear(dim + 2 * n_freqs + 1, width), nn.SiLU()]
         for _ in range(depth - 1):
             layers += [nn.Linear(width, width), nn.SiLU()]

@@ -36,7 +36,7 @@ class TrainConfig:
 
     arch: str = "mlp"
     arch_options: dict[str, Any] = field(default_factory=dict)
-    steps: int = 3000
+    steps: int = 4000
     batch_size: int = 1024
     lr: float = 3e-3
     ema: float = 0.995
@@ -104,17 +104,21 @@ def _build_model(problem: Problem, config: TrainConfig) -> torch.nn.Module:
 
 
 def dsm_loss(model: torch.nn.Module, problem: Problem, x0: Tensor, config: TrainConfig, gen: torch.Generator) -> Tensor:
-    """Denoising score matching: E_t λ(t) |s(x0 + σz, t) + z/σ|², t ~ U(ε, 1)."""
+    """Denoising score matching: E_t λ(t) |s(x0 + σz, t) + z/σ|², t ~ U(ε, 1) (or the seed's unsquared norm)."""
     n = x0.shape[0]
     t = problem.t_end + (1 - problem.t_end) * torch.rand(n, generator=gen, dtype=x0.dtype)
     z = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
     sigma = problem.sde.sigma(t)[:, None]
     pred = model(x0 + sigma * z, t)
     # σ²|s − (−z/σ)|² = |σ s + z|²: written this way it never divides by a small σ.
-    sq = (sigma * pred + z).pow(2).sum(-1)
-    if config.weighting == "g2":
-        sq = sq * (problem.sde.diffusion(t) / problem.sde.sigma(t)) ** 2
-    return (sq.sqrt() if config.loss == "norm" else sq).mean()
+    residual2 = (sigma * pred + z).pow(2).sum(-1)
+    sigma = sigma[:, 0]
+    # λ(t)/σ(t)²: 1 for the default λ = σ², and the constant 2 log(σmax/σmin) for the seed's λ = g².
+    ratio = 1.0 if config.weighting == "sigma2" else (problem.sde.diffusion(t) / sigma) ** 2
+    if config.loss == "squared":
+        return (ratio * residual2).mean()
+    # The seed's quirk: λ·‖s − target‖ (a norm, not its square) = λ/σ · sqrt(residual2).
+    return (ratio * sigma * residual2.sqrt()).mean()
 
 
 def train(problem: Problem, config: TrainConfig, progress: bool = True) -> tuple[torch.nn.Module, dict[str, Any]]:

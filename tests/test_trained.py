@@ -1,0 +1,79 @@
+"""Trained scores: the default network's sample quality, determinism, the checkpoint cache, the seed's network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sdebench.metrics import DEFAULT_METRICS, compute_metrics, noise_floors
+from sdebench.problems import Problem
+from sdebench.scores import TrainConfig, make_score
+from sdebench.scores import training as training_module
+from sdebench.scores.training import checkpoint_path, dsm_loss, load_or_train, train
+from sdebench.solvers import make_solver
+from tests.conftest import generator
+from tests.test_euler_maruyama import N, assert_quality_bars
+
+
+def test_default_network_passes_quality_bars(gmm2: Problem, gmm2_reference, trained_gmm2) -> None:
+    """The default time-conditioned MLP (≈ 12 s of training) passes the exact score's bars with EM, 500 steps."""
+    result = make_solver("em", steps=500).solve(gmm2, trained_gmm2, N, generator(1))
+    metrics = compute_metrics(DEFAULT_METRICS, result.samples, gmm2_reference)
+    assert_quality_bars(metrics, noise_floors(DEFAULT_METRICS, gmm2_reference, N))
+
+
+def test_trained_score_is_close_to_exact_where_data_live(gmm2: Problem, trained_gmm2) -> None:
+    """σ²-weighted score error on draws from p_t is small against the score's own size, at several t."""
+    exact = make_score("exact", gmm2)
+    gen = generator(2)
+    for t in (0.1, 0.3, 0.6, 0.9):
+        sigma = gmm2.sde.sigma(t)
+        x = gmm2.data.sample(4000, gen)[0] + sigma * torch.randn(4000, 2, generator=gen, dtype=torch.float64)
+        err = (sigma**2 * (trained_gmm2(x, t) - exact(x, t)).pow(2).sum(1)).mean()
+        size = (sigma**2 * exact(x, t).pow(2).sum(1)).mean()
+        assert float(err / size) < 0.05
+
+
+def test_training_is_deterministic(gmm2: Problem) -> None:
+    """Same seed → identical weights; another seed → different weights."""
+    a, _ = train(gmm2, TrainConfig(steps=30), progress=False)
+    b, _ = train(gmm2, TrainConfig(steps=30), progress=False)
+    c, _ = train(gmm2, TrainConfig(steps=30, seed=1), progress=False)
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(a.state_dict()["net.0.weight"], c.state_dict()["net.0.weight"])
+
+
+def test_cache_is_reused_and_keyed_by_config(gmm2: Problem, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second request loads the checkpoint without training; another config gets another file."""
+    config = TrainConfig(steps=20)
+    first = load_or_train(gmm2, config, cache_dir=tmp_path, progress=False)
+    assert first.path == checkpoint_path(gmm2, config, tmp_path) and first.path.exists()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again instead of using the cache")
+
+    monkeypatch.setattr(training_module, "train", no_training)
+    again = load_or_train(gmm2, config, cache_dir=tmp_path, progress=False)
+    x = torch.randn(8, 2, dtype=torch.float64)
+    assert torch.equal(first(x, 0.3), again(x, 0.3))
+    assert checkpoint_path(gmm2, TrainConfig(steps=21), tmp_path) != first.path
+    assert checkpoint_path(gmm2, TrainConfig(steps=20, weighting="g2"), tmp_path) != first.path
+
+
+def test_seed_network_and_seed_loss_options(gmm2: Problem) -> None:
+    """The seed's network (no time input) and its loss (λ = g², plain L2 norm) are available as options.
+
+    The seed's loss is the unsquared norm times g², so its value sits in the thousands, far above the default's.
+    """
+    gen = generator(3)
+    x0 = gmm2.data.sample(512, gen, dtype=torch.float32)[0]
+    seed_cfg = TrainConfig(arch="seed-mlp", weighting="g2", loss="norm", steps=5)
+    model, _ = train(gmm2, seed_cfg, progress=False)
+    seed_loss = float(dsm_loss(model, gmm2, x0, seed_cfg, gen))
+    default_cfg = TrainConfig(arch="seed-mlp", steps=5)
+    default_loss = float(dsm_loss(model, gmm2, x0, default_cfg, gen))
+    assert seed_loss > 10 * default_loss
+    score = make_score("trained", gmm2, train_config=TrainConfig(arch="seed-mlp", steps=5), progress=False)
+    out = score(torch.zeros(3, 2, dtype=torch.float64), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+    assert out.shape == (3, 2) and out.dtype == torch.float64
