@@ -13,6 +13,8 @@ from sdebench.errors import DivergedError, UserError, check
 from sdebench.problems import Problem
 from sdebench.registry import Registry
 from sdebench.scores.base import CountingScore, Score
+from sdebench.solvers.brownian import Brownian, GeneratorBrownian
+from sdebench.solvers.grids import GRIDS, make_grid
 
 Tensor = torch.Tensor
 
@@ -39,7 +41,9 @@ class Param:
     registry: Registry | None = None  # the value must name an entry of this registry (e.g. GRIDS)
 
     def parse(self, value: Any, field_name: str) -> Any:
-        """Convert (a string from the CLI, or a TOML value) and validate."""
+        """Convert (a string from the CLI, or a TOML value) and validate; None stays None (not set)."""
+        if value is None:
+            return None
         if self.type is bool:
             if isinstance(value, str):
                 check(value.lower() in ("true", "false", "1", "0"), field_name, "must be true or false")
@@ -122,21 +126,67 @@ class Solver:
         """None when this solver applies to ``problem``; otherwise the reason it does not."""
         return None
 
-    def solve(self, problem: Problem, score: Score, n: int, generator: torch.Generator) -> SolveResult:
-        """Draw n samples for ``problem`` with ``score``; all randomness comes from ``generator``."""
+    def solve(
+        self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian | None = None
+    ) -> SolveResult:
+        """Draw n samples for ``problem`` with ``score``; all randomness comes from ``generator``.
+
+        SDE solvers take their Brownian increments from ``brownian`` when given (e.g. an :class:`IntervalBrownian`
+        shared with another solver), otherwise fresh draws from ``generator``. The initial state always comes from
+        ``generator``.
+        """
         check(isinstance(n, int) and n > 0, "n", "must be a positive integer")
         reason = self.supports(problem)
         check(reason is None, "solver", f"{self.name!r} does not apply to problem {problem.name!r}: {reason}")
         counted = CountingScore(score)
         start = time.perf_counter()
-        samples, info = self._solve(problem, counted, n, generator)
+        if brownian is None and self.kind == "sde":
+            brownian = GeneratorBrownian(n, problem.dim, generator)
+        samples, info = self._solve(problem, counted, n, generator, brownian)
         wall = time.perf_counter() - start
         if not bool(torch.isfinite(samples).all()):
             raise DivergedError(f"solver {self.name!r} diverged: NaN or inf in the samples after {counted.calls} NFE")
         return SolveResult(samples.to(torch.float64), counted.calls, counted.rows / n, wall, info)
 
-    def _solve(self, problem: Problem, score: Score, n: int, generator: torch.Generator) -> tuple[Tensor, dict]:
+    def _solve(
+        self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian | None
+    ) -> tuple[Tensor, dict]:
+        """Return (samples, info); subclasses implement it. ``brownian`` is None for ODE solvers."""
         raise NotImplementedError
+
+
+STEPS = Param("steps", int, 1000, "number of steps (ignored when nfe is given)", lambda v: v > 0, "must be > 0")
+NFE = Param("nfe", int, None, "NFE budget: use the most steps whose NFE fits", lambda v: v > 0, "must be > 0")
+GRID = Param("grid", str, "uniform-t", "time grid from 1 to t_end", registry=GRIDS)
+
+
+class FixedStepSolver(Solver):
+    """A solver on a time grid: parameters ``steps`` or an ``nfe`` budget, and ``grid``.
+
+    Subclasses say how many score evaluations a number of steps costs (:meth:`nfe_for_steps`, default one per
+    step); a budget then buys the most steps whose NFE fits, and a budget too small for one step is an error.
+    """
+
+    params: ClassVar[tuple[Param, ...]] = (STEPS, NFE, GRID)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        budget = self.options.get("nfe")
+        if budget is not None:
+            least = self.nfe_for_steps(1)
+            check(budget >= least, "nfe", f"budget {budget} is too small for {self.name!r}: one step costs {least}")
+            steps = 1
+            while self.nfe_for_steps(steps + 1) <= budget:
+                steps += 1
+            self.options["steps"] = steps
+
+    def nfe_for_steps(self, steps: int) -> int:
+        """Score evaluations that ``steps`` steps cost with these options."""
+        return steps
+
+    def times(self, problem: Problem) -> list[float]:
+        """The grid: steps + 1 times from 1 down to t_end."""
+        return make_grid(self.options["grid"], problem, self.options["steps"])
 
 
 def make_solver(name: str, **options: Any) -> Solver:

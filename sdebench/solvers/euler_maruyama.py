@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import math
 
 import torch
 
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import Param, Solver, register
-from sdebench.solvers.grids import GRIDS, make_grid
-from sdebench.solvers.noise import standard_normal_
+from sdebench.solvers.base import FixedStepSolver, Param, register
+from sdebench.solvers.brownian import Brownian
 
 Tensor = torch.Tensor
 
-STEPS = Param("steps", int, 1000, "number of steps", lambda v: v > 0, "must be > 0")
-GRID = Param("grid", str, "uniform-t", "time grid from 1 to t_end", registry=GRIDS)
 DENOISE = Param("denoise", bool, False, "finish with the Tweedie step x + σ(ε)²·s(x, ε) (one more NFE)")
 START = Param(
     "start",
@@ -40,7 +36,7 @@ def tweedie_denoise(problem: Problem, score: Score, x: Tensor) -> Tensor:
 
 
 @register
-class EulerMaruyama(Solver):
+class EulerMaruyama(FixedStepSolver):
     """Euler–Maruyama on the reverse SDE: x ← x − [f − g²s]·Δt + g·sqrt(Δt)·z, from t = 1 down to t_end.
 
     One NFE per step. Strong order 1.0 here, not the general 0.5, because the VE noise is additive (g depends on
@@ -51,20 +47,22 @@ class EulerMaruyama(Solver):
     kind = "sde"
     strong_order = 1.0
     weak_order = 1.0
-    params = (STEPS, GRID, DENOISE, START)
+    params = (*FixedStepSolver.params, DENOISE, START)
 
-    def _solve(self, problem: Problem, score: Score, n: int, generator: torch.Generator) -> tuple[Tensor, dict]:
+    def nfe_for_steps(self, steps: int) -> int:
+        """One evaluation a step, plus one for the final denoising step."""
+        return steps + int(self.options["denoise"])
+
+    def _solve(
+        self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian
+    ) -> tuple[Tensor, dict]:
         opts = self.options
-        times = make_grid(opts["grid"], problem, opts["steps"])
         reverse = problem.sde.reverse(score)
         x = initial_state(problem, n, opts["start"], generator)
-        noise = torch.empty_like(x)
-        for t_cur, t_next in itertools.pairwise(times):
-            dt = t_cur - t_next
+        for t_cur, t_next in itertools.pairwise(self.times(problem)):
             drift = reverse.drift(x, t_cur)
-            standard_normal_(noise, generator)
-            # x ← x − drift·Δt + g·sqrt(Δt)·z, in place: the loop adds little to the score's own cost.
-            x.sub_(drift, alpha=dt).add_(noise, alpha=reverse.diffusion(t_cur) * math.sqrt(dt))
+            # x ← x − drift·Δt + g·ΔW̄, in place: the loop adds little to the score's own cost.
+            x.sub_(drift, alpha=t_cur - t_next).add_(brownian(t_cur, t_next), alpha=reverse.diffusion(t_cur))
         if opts["denoise"]:
             x = tweedie_denoise(problem, score, x)
         return x, {"steps": opts["steps"], "grid": opts["grid"]}

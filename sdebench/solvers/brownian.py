@@ -1,0 +1,55 @@
+"""Brownian increments for the reverse-time SDE solvers.
+
+A Brownian source is a callable ``brownian(t_from, t_to) -> ΔW`` for a reverse-time step from t_from down to
+t_to < t_from: an (n, d) tensor with variance t_from − t_to per entry. Two sources:
+
+- :class:`GeneratorBrownian` (the default): fresh Gaussian draws from the run's generator; cheap, but each call
+  must be a new, non-overlapping step.
+- :class:`IntervalBrownian`: one fixed path, ``torchsde.BrownianInterval`` in s = −t with a seed, queried on any
+  intervals. Solvers with different grids given the same seed run on the same path — which is how strong errors
+  are measured and how the hand-written EM and torchsde's integrators are compared.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+import torchsde
+
+from sdebench.solvers.noise import standard_normal_
+
+Tensor = torch.Tensor
+
+
+class Brownian(Protocol):
+    """W̄(t_to) − W̄(t_from) of a reverse-time Brownian motion, for t_from > t_to."""
+
+    def __call__(self, t_from: float, t_to: float) -> Tensor: ...
+
+
+class GeneratorBrownian:
+    """Independent increments sqrt(t_from − t_to)·z drawn from a generator.
+
+    The returned tensor is a buffer that the next call overwrites: use it before asking for the next increment.
+    """
+
+    def __init__(self, n: int, dim: int, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> None:
+        self.generator = generator
+        self._buffer = torch.empty(n, dim, dtype=dtype)
+
+    def __call__(self, t_from: float, t_to: float) -> Tensor:
+        return standard_normal_(self._buffer, self.generator).mul_(math.sqrt(t_from - t_to))
+
+
+class IntervalBrownian:
+    """A fixed Brownian path on [t_end, 1] (torchsde.BrownianInterval over s = −t), seeded by ``entropy``."""
+
+    def __init__(self, n: int, dim: int, t_end: float, entropy: int, dtype: torch.dtype = torch.float64) -> None:
+        self.interval = torchsde.BrownianInterval(
+            t0=-1.0, t1=-t_end, size=(n, dim), dtype=dtype, entropy=entropy, levy_area_approximation="space-time"
+        )
+
+    def __call__(self, t_from: float, t_to: float) -> Tensor:
+        return self.interval(-t_from, -t_to)

@@ -1,0 +1,71 @@
+"""The command line on good input: list, train, sample (JSON output, .npy contents, plot)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from sdebench.cli import main
+from sdebench.metrics import METRICS
+from sdebench.problems import PROBLEMS
+from sdebench.solvers import SOLVERS
+
+
+def test_list_json_names_every_registered_thing(capsys) -> None:
+    """``list --json`` holds every problem, score, solver (with params and orders), metric, grid and arch."""
+    assert main(["list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert set(listing["problems"]) == set(PROBLEMS.names())
+    assert set(listing["solvers"]) == set(SOLVERS.names())
+    assert set(listing["metrics"]) == set(METRICS.names())
+    assert {"exact", "trained"} <= set(listing["scores"])
+    assert {"mlp", "seed-mlp"} <= set(listing["archs"])
+    em = listing["solvers"]["em"]
+    assert em["strong_order"] == 1.0 and em["params"]["steps"]["default"] == 1000
+    assert "karras" in em["params"]["grid"]["choices"]
+
+
+def test_list_text(capsys) -> None:
+    """Plain ``list`` prints a section per kind."""
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for section in ("problems:", "scores:", "solvers:", "metrics:", "grids:", "archs:"):
+        assert section in out
+
+
+def test_sample_json_and_outputs(tmp_path, capsys) -> None:
+    """``sample --json`` prints nfe, wall_s and metrics; the .npy is float64 (n, d); the plot is a PNG."""
+    out, plot = tmp_path / "s.npy", tmp_path / "d.png"
+    argv = ["sample", "--problem", "ve-gmm2", "--score", "exact", "--solver", "em", "--steps", "50"]
+    argv += ["--n", "500", "--seed", "3", "--out", str(out), "--plot", str(plot), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["nfe"] == 50 and summary["wall_s"] > 0
+    assert {"sw1", "sw2", "mode_max_dev_se", "mode_std_rel_err_max"} <= set(summary["metrics"])
+    assert set(summary["floors"]) == set(summary["metrics"])
+    samples = np.load(out)
+    assert samples.shape == (500, 2) and samples.dtype == np.float64
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "s.npy"]
+
+
+def test_sample_is_reproducible_and_takes_params(tmp_path, capsys) -> None:
+    """Same seed → same .npy; ``--param`` reaches the solver (denoise adds one NFE)."""
+    base = ["sample", "--problem", "ve-gmm2", "--steps", "20", "--n", "100", "--seed", "5", "--json"]
+    assert main([*base, "--out", str(tmp_path / "a.npy")]) == 0
+    assert main([*base, "--out", str(tmp_path / "b.npy"), "--param", "denoise=true"]) == 0
+    outputs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["nfe"] for o in outputs] == [20, 21]
+    assert main([*base, "--out", str(tmp_path / "c.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "c.npy"))
+
+
+def test_train_prints_checkpoint_and_reuses_it(tmp_path, capsys) -> None:
+    """``train`` prints the checkpoint path; a second call returns the same cached file."""
+    argv = ["train", "--problem", "ve-gmm2", "--steps", "10", "--cache-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == first
+    assert first.endswith(".pt") and (tmp_path / first.split("/")[-1]).exists()
