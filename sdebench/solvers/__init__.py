@@ -1,7 +1,29 @@
-"""Solvers: the interface and registry, time grids, and one file per solver family."""
+"""Solvers: the interface and registry, time grids, Brownian sources, and one file per solver family.
 
-from sdebench.solvers import euler_maruyama  # noqa: F401  (registers the solvers)
-from sdebench.solvers.base import SOLVERS, Param, Solver, SolveResult, make_solver, register
+Every module in this package is imported here, so a new solver file registers itself: adding a solver touches
+no other file.
+"""
+
+import importlib
+import pkgutil
+
+from sdebench.solvers.base import SOLVERS, FixedStepSolver, Param, SolveResult, Solver, make_solver, register
+from sdebench.solvers.brownian import GeneratorBrownian, IntervalBrownian
 from sdebench.solvers.grids import GRIDS, make_grid
 
-__all__ = ["GRIDS", "SOLVERS", "Param", "SolveResult", "Solver", "make_grid", "make_solver", "register"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = [
+    "GRIDS",
+    "SOLVERS",
+    "FixedStepSolver",
+    "GeneratorBrownian",
+    "IntervalBrownian",
+    "Param",
+    "SolveResult",
+    "Solver",
+    "make_grid",
+    "make_solver",
+    "register",
+]

@@ -101,6 +101,9 @@ class Solver:
 
     name: ClassVar[str]
     kind: ClassVar[str] = "sde"  # "sde" (stochastic) or "ode" (deterministic)
+    #: Adaptive solvers choose their own steps from tolerances named ``rtol`` and ``atol``; their declared orders
+    #: are not fitted against step counts but checked by a tolerance–error test.
+    adaptive: ClassVar[bool] = False
     strong_order: ClassVar[float | None] = None
     weak_order: ClassVar[float | None] = None
     params: ClassVar[tuple[Param, ...]] = ()
@@ -116,6 +119,7 @@ class Solver:
         """Plain-data description: kind, declared orders, parameters with defaults."""
         return {
             "kind": cls.kind,
+            "adaptive": cls.adaptive,
             "strong_order": cls.strong_order,
             "weak_order": cls.weak_order,
             "params": {p.name: p.describe() for p in cls.params},

@@ -40,7 +40,7 @@ class GeneratorBrownian:
         self._buffer = torch.empty(n, dim, dtype=dtype)
 
     def __call__(self, t_from: float, t_to: float) -> Tensor:
-        return standard_normal_(self._buffer, self.generator).mul_(math.sqrt(t_from - t_to))
+        return standard_normal_(self._buffer, self.generator, math.sqrt(t_from - t_to))
 
 
 class IntervalBrownian:
