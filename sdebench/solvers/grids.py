@@ -21,7 +21,8 @@ GRIDS: Registry = Registry("grid")
 def uniform_t(problem: Problem, steps: int) -> list[float]:
     """Equal steps in t from 1 to t_end."""
     t_end = problem.t_end
-    return [1.0 - (1.0 - t_end) * i / steps for i in range(steps + 1)]
+    times = [1.0 - (1.0 - t_end) * i / steps for i in range(steps)]
+    return [*times, t_end]  # exactly t_end, not its round-off
 
 
 @GRIDS.register("log-sigma")
@@ -29,7 +30,9 @@ def uniform_log_sigma(problem: Problem, steps: int) -> list[float]:
     """Equal steps in log σ(t) from σ(1) to σ(t_end)."""
     sde = problem.sde
     lo, hi = math.log(sde.sigma(problem.t_end)), math.log(sde.sigma(1.0))
-    return [sde.t_of_sigma(math.exp(hi + (lo - hi) * i / steps)) for i in range(steps + 1)]
+    times = [sde.t_of_sigma(math.exp(hi + (lo - hi) * i / steps)) for i in range(steps + 1)]
+    times[0], times[-1] = 1.0, problem.t_end  # exact ends despite round-off in σ → t
+    return times
 
 
 @GRIDS.register("karras")
