@@ -113,10 +113,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     problem = _problem(args)
     check(args.n > 0, "n", f"must be > 0, got {args.n}")
     options: dict[str, Any] = _parse_params(args.param)
-    if args.steps is not None:
-        check(args.steps > 0, "steps", f"must be > 0, got {args.steps}")
-        check("steps" not in options, "steps", "given twice (--steps and --param steps=...)")
-        options["steps"] = args.steps
+    for name in ("steps", "nfe"):
+        value = getattr(args, name)
+        if value is not None:
+            check(value > 0, name, f"must be > 0, got {value}")
+            check(name not in options, name, f"given twice (--{name} and --param {name}=...)")
+            options[name] = value
     check(args.checkpoint is None or args.score == "trained", "checkpoint", "applies only with --score trained")
     solver = make_solver(args.solver, **options)
     SCORES.get(args.score, "score")
@@ -231,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
     p.add_argument("--solver", default="em")
     p.add_argument("--steps", type=int, default=None, help="solver steps")
+    p.add_argument("--nfe", type=int, default=None, help="NFE budget: the most steps that fit (fixed-step solvers)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a solver parameter")
     p.add_argument("--n", type=int, required=True, help="number of samples")
     p.add_argument("--seed", type=int, default=0)

@@ -9,6 +9,7 @@ from sdebench.metrics.base import (
     data_reference,
     exact_reference,
     noise_floors,
+    quality_failures,
 )
 
 DEFAULT_METRICS = ["sliced_wasserstein", "mode_balance", "mode_moments"]
@@ -22,4 +23,5 @@ __all__ = [
     "data_reference",
     "exact_reference",
     "noise_floors",
+    "quality_failures",
 ]

@@ -92,3 +92,19 @@ def noise_floors(names: list[str], reference: Reference, n: int, draws: int = 5,
         for key, value in compute_metrics(names, reference.draw(n, gen), reference).items():
             total[key] = total.get(key, 0.0) + value / draws
     return total
+
+
+def quality_failures(metrics: dict[str, float], floors: dict[str, float]) -> list[str]:
+    """Which of the "within noise" bars a result misses (empty: indistinguishable from exact sampling).
+
+    The bars (issue 2), for a mixture problem at n samples: every mode fraction within 4 binomial standard errors
+    of its weight; each mode's std within 3% of the reference's; SW1 at most twice its noise floor.
+    """
+    failures = []
+    if metrics.get("mode_max_dev_se", 0.0) > 4.0:
+        failures.append(f"mode fractions off by {metrics['mode_max_dev_se']:.1f} SE (> 4)")
+    if metrics.get("mode_std_rel_err_max", 0.0) > 0.03:
+        failures.append(f"per-mode std off by {100 * metrics['mode_std_rel_err_max']:.1f}% (> 3%)")
+    if "sw1" in metrics and metrics["sw1"] > 2 * floors["sw1"]:
+        failures.append(f"SW1 {metrics['sw1']:.4f} > 2 × floor {floors['sw1']:.4f}")
+    return failures
