@@ -69,3 +69,10 @@ def test_train_prints_checkpoint_and_reuses_it(tmp_path, capsys) -> None:
     assert main(argv) == 0
     assert capsys.readouterr().out.strip() == first
     assert first.endswith(".pt") and (tmp_path / first.split("/")[-1]).exists()
+
+
+def test_nll_command_matches_exact_density(capsys) -> None:
+    """``nll --json`` on ve-gauss1: the ODE's mean NLL is within 0.02 nats of the exact −log p_ε (paired)."""
+    assert main(["nll", "--problem", "ve-gauss1", "--n", "200", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert abs(summary["diff_mean"]) < 0.02 and summary["nfe"] > 0
