@@ -258,6 +258,62 @@ def cmd_nll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_converge(args: argparse.Namespace) -> int:
+    """Strong and weak errors of a solver against a fine run of itself on the same Brownian path; fitted orders."""
+    from sdebench.metrics.convergence import convergence_study
+
+    problem = _problem(args)
+    try:
+        steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    except ValueError:
+        raise UserError("steps", f"must be comma-separated integers, got {args.steps!r}") from None
+    check(len(steps) >= 2 and all(s > 0 for s in steps), "steps", "need at least two positive step counts")
+    check(args.n >= 10, "n", f"must be ≥ 10, got {args.n}")
+    options = _parse_params(args.param)
+    solver = make_solver(args.solver, **options)
+    check("steps" in solver.options, "solver", f"{args.solver!r} is not a fixed-step solver")
+    plot = check_writable(args.plot, "plot") if args.plot else None
+    if plot is not None:
+        check(plot.suffix == ".png", "plot", f"must end in .png, got {str(plot)!r}")
+    SCORES.get(args.score, "score")
+    train_config = _train_config(args, args.train_steps) if args.score == "trained" else None
+    score = make_score(
+        args.score, problem, train_config=train_config, cache_dir=args.cache_dir, progress=not args.quiet
+    )
+    try:
+        study = convergence_study(
+            problem, score, args.solver, steps, n=args.n, fine_steps=args.fine_steps, seed=args.seed, options=options
+        )
+    except DivergedError as exc:
+        sys.stderr.write(f"diverged: {exc}\n")
+        return 1
+    result = study.to_dict()
+    if plot is not None:
+        from sdebench.reports.plots import convergence_plot
+
+        convergence_plot(result, plot)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{problem.name}: {args.solver} {options or ''} with the {args.score} score; n = {args.n} paths")
+    print(f"reference: the same solver with {result['fine_steps']} steps on the same Brownian path")
+    columns = ["steps", "nfe", "wall_s", "strong_error"]
+    if result["multimodal"]:
+        columns += ["strong_error_same_mode", "switch_fraction"]
+    columns += ["weak_second_moment", "weak_second_moment_se"]
+    print("".join(f"{c:>24}" for c in columns))
+    for row in result["rows"]:
+        print("".join(f"{row[c]:>24.5g}" for c in columns))
+    for key in [k for k in result if k.endswith("_order_fit")]:
+        fit = result[key]
+        ci = f" [{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}]" if fit["ci"] else ""
+        value = f"{fit['value']:.3f}{ci}" if fit["value"] is not None else "not fitted"
+        print(f"{key.removesuffix('_fit'):<32}{value}  {fit['note']}")
+    if plot is not None:
+        print(f"plot: {plot}")
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------------------------
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--problem", help="a registered problem (see 'sdebench list')")
@@ -325,6 +381,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=1e-6, help="solve_ivp absolute tolerance")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_nll)
+
+    p = sub.add_parser("converge", help="strong and weak errors against step count; fitted orders and a plot")
+    _add_problem_args(p)
+    _add_train_args(p)
+    p.add_argument("--score", default="exact", help="exact or trained")
+    p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
+    p.add_argument("--solver", default="em")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a solver parameter")
+    p.add_argument("--steps", default="16,32,64,128", help="comma-separated step counts")
+    p.add_argument("--fine-steps", type=int, default=None, help="reference step count (default 8 × the largest)")
+    p.add_argument("--n", type=int, default=2000, help="number of paths")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", type=Path, default=None, help="convergence.png")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_converge)
     return parser
 
 
