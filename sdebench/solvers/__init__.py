@@ -7,7 +7,7 @@ no other file.
 import importlib
 import pkgutil
 
-from sdebench.solvers.base import SOLVERS, FixedStepSolver, Param, SolveResult, Solver, make_solver, register
+from sdebench.solvers.base import SOLVERS, FixedStepSolver, Param, Solver, SolveResult, make_solver, register
 from sdebench.solvers.brownian import GeneratorBrownian, IntervalBrownian
 from sdebench.solvers.grids import GRIDS, make_grid
 
