@@ -104,6 +104,8 @@ class Solver:
     #: Adaptive solvers choose their own steps from tolerances named ``rtol`` and ``atol``; their declared orders
     #: are not fitted against step counts but checked by a tolerance–error test.
     adaptive: ClassVar[bool] = False
+    #: For adaptive solvers: tolerances (coarse to fine) over which the error is expected to fall visibly.
+    tolerance_scan: ClassVar[tuple[float, ...]] = (1e-2, 1e-4, 1e-6)
     strong_order: ClassVar[float | None] = None
     weak_order: ClassVar[float | None] = None
     params: ClassVar[tuple[Param, ...]] = ()
