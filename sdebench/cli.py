@@ -55,6 +55,26 @@ def _train_config(args: argparse.Namespace, steps: int | None) -> TrainConfig:
     return config
 
 
+def _score_config(args: argparse.Namespace) -> TrainConfig | None:
+    """Validate --score (and --checkpoint); the training config when the score is trained. No work is done."""
+    SCORES.get(args.score, "score")
+    checkpoint = getattr(args, "checkpoint", None)
+    check(checkpoint is None or args.score == "trained", "checkpoint", "applies only with --score trained")
+    return _train_config(args, args.train_steps) if args.score == "trained" else None
+
+
+def _build_score(args: argparse.Namespace, problem: Problem, train_config: TrainConfig | None) -> Any:
+    """The score the arguments ask for (training, or loading the cached checkpoint, when it is trained)."""
+    return make_score(
+        args.score,
+        problem,
+        train_config=train_config,
+        cache_dir=args.cache_dir,
+        checkpoint=getattr(args, "checkpoint", None),
+        progress=not args.quiet,
+    )
+
+
 def _parse_params(pairs: list[str]) -> dict[str, str]:
     params: dict[str, str] = {}
     for pair in pairs:
@@ -120,9 +140,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             check(value > 0, name, f"must be > 0, got {value}")
             check(name not in options, name, f"given twice (--{name} and --param {name}=...)")
             options[name] = value
-    check(args.checkpoint is None or args.score == "trained", "checkpoint", "applies only with --score trained")
     solver = make_solver(args.solver, **options)
-    SCORES.get(args.score, "score")
     metric_names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     for name in metric_names:
         METRICS.get(name, "metrics")
@@ -133,16 +151,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         check(plot.suffix == ".png", "plot", f"must end in .png, got {str(plot)!r}")
     reason = solver.supports(problem)
     check(reason is None, "solver", f"{args.solver!r} does not apply to {problem.name!r}: {reason}")
-    train_config = _train_config(args, args.train_steps) if args.score == "trained" else None
-
-    score = make_score(
-        args.score,
-        problem,
-        train_config=train_config,
-        cache_dir=args.cache_dir,
-        checkpoint=args.checkpoint,
-        progress=not args.quiet,
-    )
+    train_config = _score_config(args)
+    score = _build_score(args, problem, train_config)
     generator = torch.Generator().manual_seed(args.seed)
     try:
         result = solver.solve(problem, score, args.n, generator)
@@ -196,8 +206,6 @@ def cmd_nll(args: argparse.Namespace) -> int:
     """NLL of exact draws from p_ε through the probability-flow ODE, next to the exact −log p_ε at the same points."""
     problem = _problem(args)
     check(args.n >= 2, "n", f"must be ≥ 2 (the standard error needs two points), got {args.n}")
-    SCORES.get(args.score, "score")
-    check(args.checkpoint is None or args.score == "trained", "checkpoint", "applies only with --score trained")
     check(
         args.divergence in DIVERGENCES, "divergence", f"unknown {args.divergence!r} (valid: {', '.join(DIVERGENCES)})"
     )
@@ -206,15 +214,8 @@ def cmd_nll(args: argparse.Namespace) -> int:
     for name in ("rtol", "atol"):
         value = getattr(args, name)
         check(0 < value < float("inf"), name, f"must be a finite number > 0, got {value}")
-    train_config = _train_config(args, args.train_steps) if args.score == "trained" else None
-    score = make_score(
-        args.score,
-        problem,
-        train_config=train_config,
-        cache_dir=args.cache_dir,
-        checkpoint=args.checkpoint,
-        progress=not args.quiet,
-    )
+    train_config = _score_config(args)
+    score = _build_score(args, problem, train_config)
     generator = torch.Generator().manual_seed(args.seed)
     x = problem.target().sample(args.n, generator=generator)[0]
     try:
@@ -275,8 +276,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
     plot = check_writable(args.plot, "plot") if args.plot else None
     if plot is not None:
         check(plot.suffix == ".png", "plot", f"must end in .png, got {str(plot)!r}")
-    SCORES.get(args.score, "score")
-    train_config = _train_config(args, args.train_steps) if args.score == "trained" else None
+    train_config = _score_config(args)
     score = make_score(
         args.score, problem, train_config=train_config, cache_dir=args.cache_dir, progress=not args.quiet
     )
