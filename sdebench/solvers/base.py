@@ -106,6 +106,8 @@ class Solver:
     adaptive: ClassVar[bool] = False
     #: For adaptive solvers: tolerances (coarse to fine) over which the error is expected to fall visibly.
     tolerance_scan: ClassVar[tuple[float, ...]] = (1e-2, 1e-4, 1e-6)
+    #: SDE solvers that can run on a Brownian path handed to them (so two runs can share one path).
+    shares_path: ClassVar[bool] = True
     strong_order: ClassVar[float | None] = None
     weak_order: ClassVar[float | None] = None
     params: ClassVar[tuple[Param, ...]] = ()

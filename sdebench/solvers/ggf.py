@@ -71,6 +71,7 @@ class GottaGoFast(Solver):
     adaptive = True
     # Its error is of the law (no shared path between tolerances), and below ~0.05 the runs grow long.
     tolerance_scan = (0.3, 0.15, 0.075)
+    shares_path = False  # each sample has its own times: one batched Brownian path cannot serve them
     strong_order = 1.0
     weak_order = 1.0
     params = (
