@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from sdebench.cli import main
 from sdebench.metrics import METRICS
@@ -76,3 +77,27 @@ def test_nll_command_matches_exact_density(capsys) -> None:
     assert main(["nll", "--problem", "ve-gauss1", "--n", "200", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert abs(summary["diff_mean"]) < 0.02 and summary["nfe"] > 0
+
+
+@pytest.mark.parametrize(
+    ("solver", "param", "field"),
+    [
+        ("pc", "snr=0", "snr"),
+        ("pc", "predictor=nope", "predictor"),
+        ("pc", "corrector=nope", "corrector"),
+        ("scipy-rk45", "rtol=0", "rtol"),
+        ("scipy-rk45", "atol=-1", "atol"),
+        ("edm-stochastic", "S_churn=-1", "S_churn"),
+        ("edm-heun", "nfe=1", "nfe"),
+        ("em", "bogus=1", "bogus"),
+        ("em", "grid=nope", "grid"),
+    ],
+)
+def test_bad_solver_parameters_on_the_command_line(solver: str, param: str, field: str, tmp_path, capsys) -> None:
+    """Out-of-range or unknown solver parameters: one line naming the field, exit 2, nothing written."""
+    out = tmp_path / "s.npy"
+    argv = ["sample", "--problem", "ve-gmm2", "--solver", solver, "--param", param, "--n", "10", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {field}:"), err
+    assert list(tmp_path.iterdir()) == []
