@@ -3,9 +3,6 @@
 Every module in this package is imported here, so a new metric file registers itself.
 """
 
-import importlib
-import pkgutil
-
 from sdebench.metrics.base import (
     METRICS,
     Reference,
@@ -16,9 +13,9 @@ from sdebench.metrics.base import (
     noise_floors,
     quality_failures,
 )
+from sdebench.registry import import_modules
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_modules(__name__, __path__)
 
 #: What `sdebench sample` and sweeps compute unless told otherwise (w2 is opt-in: exact OT costs ~1 s).
 DEFAULT_METRICS = [

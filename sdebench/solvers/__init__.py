@@ -4,15 +4,12 @@ Every module in this package is imported here, so a new solver file registers it
 no other file.
 """
 
-import importlib
-import pkgutil
-
+from sdebench.registry import import_modules
 from sdebench.solvers.base import SOLVERS, FixedStepSolver, Param, Solver, SolveResult, make_solver, register
 from sdebench.solvers.brownian import GeneratorBrownian, IntervalBrownian
 from sdebench.solvers.grids import GRIDS, make_grid
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_modules(__name__, __path__)
 
 __all__ = [
     "GRIDS",
