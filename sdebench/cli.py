@@ -282,7 +282,15 @@ def cmd_converge(args: argparse.Namespace) -> int:
     )
     try:
         study = convergence_study(
-            problem, score, args.solver, steps, n=args.n, fine_steps=args.fine_steps, seed=args.seed, options=options
+            problem,
+            score,
+            args.solver,
+            steps,
+            n=args.n,
+            fine_steps=args.fine_steps,
+            seed=args.seed,
+            path=args.path,
+            options=options,
         )
     except DivergedError as exc:
         sys.stderr.write(f"diverged: {exc}\n")
@@ -392,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default="16,32,64,128", help="comma-separated step counts")
     p.add_argument("--fine-steps", type=int, default=None, help="reference step count (default 8 × the largest)")
     p.add_argument("--n", type=int, default=2000, help="number of paths")
+    p.add_argument(
+        "--path",
+        default="interval",
+        help="Brownian path: interval (any grid) or nested (uniform-t only; cheap, for 10⁵ paths and weak errors)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", type=Path, default=None, help="convergence.png")
     p.add_argument("--json", action="store_true")

@@ -35,6 +35,7 @@ from sdebench.errors import check
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
 from sdebench.solvers import IntervalBrownian, make_solver
+from sdebench.solvers.brownian import NestedBrownian
 
 Tensor = torch.Tensor
 WEAK_FUNCTIONALS = ("mean", "second_moment", "mode_spread")
@@ -80,6 +81,7 @@ class ConvergenceResult:
     n: int
     fine_steps: int
     multimodal: bool
+    path: str = "interval"
     rows: list[dict[str, Any]] = field(default_factory=list)
     orders: dict[str, OrderFit] = field(default_factory=dict)
 
@@ -93,6 +95,7 @@ class ConvergenceResult:
             "options": self.options,
             "n": self.n,
             "fine_steps": self.fine_steps,
+            "path": self.path,
             "multimodal": self.multimodal,
             "rows": self.rows,
             "switch_fraction": {row["steps"]: row["switch_fraction"] for row in self.rows},
@@ -121,9 +124,16 @@ def convergence_study(
     n: int = 2000,
     fine_steps: int | None = None,
     seed: int = 0,
+    path: str = "interval",
     options: dict[str, Any] | None = None,
 ) -> ConvergenceResult:
-    """Strong and weak errors of ``solver_name`` at each step count against a fine run on the same path."""
+    """Strong and weak errors of ``solver_name`` at each step count against a fine run on the same path.
+
+    ``path="interval"`` (any grid): a seeded dyadic BrownianInterval; its queries cost ~1 ms, so n stays in the
+    thousands and weak errors are usually swamped. ``path="nested"`` (uniform-t grid; every step count must divide
+    ``fine_steps``): increments summed from a fine uniform grid, cheap enough for 10⁵ paths, which resolves weak
+    errors.
+    """
     options = dict(options or {})
     check(len(steps_list) >= 2, "steps", "need at least two step counts")
     check(all(isinstance(s, int) and s > 0 for s in steps_list), "steps", "must be positive integers")
@@ -131,18 +141,31 @@ def convergence_study(
     fine_steps = fine_steps or 8 * steps_list[-1]
     check(fine_steps > steps_list[-1], "fine_steps", f"must exceed the largest step count ({steps_list[-1]})")
     check(n >= 10, "n", "need at least 10 paths")
+    check(path in ("interval", "nested"), "path", f"unknown {path!r} (valid: interval, nested)")
+    if path == "nested":
+        check(
+            make_solver(solver_name, **options).options.get("grid") == "uniform-t",
+            "path",
+            "nested paths need the uniform-t grid",
+        )
+        check(all(fine_steps % s == 0 for s in steps_list), "fine_steps", "must be a multiple of every step count")
     target = problem.target()
     multimodal = target.n_components > 1
 
     def run(steps: int):
         solver = make_solver(solver_name, **options, steps=steps)
-        brownian = IntervalBrownian(n, problem.dim, problem.t_end, entropy=seed) if solver.kind == "sde" else None
+        brownian = None
+        if solver.kind == "sde":
+            if path == "nested":
+                brownian = NestedBrownian(n, problem.dim, problem.t_end, fine_steps, seed)
+            else:
+                brownian = IntervalBrownian(n, problem.dim, problem.t_end, entropy=seed)
         return solver.solve(problem, score, n, torch.Generator().manual_seed(seed), brownian=brownian)
 
     reference = run(fine_steps).samples
     ref_labels = target.responsibilities(reference).argmax(1)
     ref_phi = _functionals(reference, problem)
-    result = ConvergenceResult(problem.name, solver_name, options, n, fine_steps, multimodal)
+    result = ConvergenceResult(problem.name, solver_name, options, n, fine_steps, multimodal, path)
     for steps in steps_list:
         res = run(steps)
         x = res.samples

@@ -56,6 +56,7 @@ def convergence_plot(result: dict, path: str | Path) -> None:
     if result["multimodal"]:
         series.append(("strong_same_mode", "strong_error_same_mode", "strong, same-mode paths", "s-"))
     series += [
+        ("weak_mean", "weak_mean", "weak, mean", "d--"),
         ("weak_second_moment", "weak_second_moment", "weak, E‖x‖²", "^--"),
         ("weak_mode_spread", "weak_mode_spread", "weak, per-mode spread", "v--"),
     ]

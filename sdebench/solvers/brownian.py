@@ -63,3 +63,28 @@ class IntervalBrownian:
 
     def __call__(self, t_from: float, t_to: float) -> Tensor:
         return self.interval(-t_from, -t_to)
+
+
+class NestedBrownian:
+    """A Brownian path built from increments on a fine uniform grid in t, drawn in order from a seeded generator.
+
+    Any grid whose nodes lie on the fine grid (uniform-t with a step count dividing ``fine_steps``) sees the same
+    path: a coarse increment is the sum of the fine ones it spans. Far cheaper than :class:`IntervalBrownian` for
+    many paths (10⁵ paths × 1024 fine steps in seconds), which is what resolves weak errors. Queries must come in
+    order, from t = 1 down, as a fixed-step solver makes them.
+    """
+
+    def __init__(self, n: int, dim: int, t_end: float, fine_steps: int, seed: int) -> None:
+        self.h = (1.0 - t_end) / fine_steps
+        self.generator = torch.Generator().manual_seed(seed)
+        self._fine = torch.empty(n, dim, dtype=torch.float64)
+        self._out = torch.empty(n, dim, dtype=torch.float64)
+
+    def __call__(self, t_from: float, t_to: float) -> Tensor:
+        count = (t_from - t_to) / self.h
+        if abs(count - round(count)) > 1e-6 or round(count) < 1:
+            raise ValueError(f"step {t_from} → {t_to} is not a whole number of fine steps ({count:.6g})")
+        self._out.zero_()
+        for _ in range(round(count)):
+            self._out.add_(standard_normal_(self._fine, self.generator, math.sqrt(self.h)))
+        return self._out
