@@ -1,0 +1,296 @@
+"""Sweep config: a TOML file of ``[[sweep]]`` blocks expanded into fully resolved, keyed :class:`RunSpec` s.
+
+Each block is a Cartesian product; several blocks are a union (identical runs dedupe). Field paths in errors are
+0-based: ``sweep[0].solvers[1].snr``. Example::
+
+    [[sweep]]
+    problems = ["ve-gmm2", { name = "mine", data = { weights = [1.0], means = [[0.0]], covs = [[[1.0]]] } }]
+    scores = ["exact", { name = "trained", steps = 2000, arch = "mlp", seed = 0 }]
+    solvers = [{ name = "pc", snr = [0.08, 0.16] }, { name = "em" }]
+    budgets = [50, 100]        # fixed-step solvers -> option nfe
+    tolerances = [1e-3]        # adaptive solvers -> rtol = atol
+    seeds = [0, 1, 2]          # default [0]
+    n = [10000]                # default [10000]
+    metrics = ["energy"]       # default DEFAULT_METRICS
+
+Rule: ``budgets`` apply only to fixed-step solvers and ``tolerances`` only to adaptive ones; the other list is
+ignored for that solver. A solver with no matching list runs once with its defaults (budget None).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sdebench
+from sdebench.errors import UserError
+from sdebench.metrics import DEFAULT_METRICS, METRICS
+from sdebench.problems.problem import PROBLEMS, problem_from_spec
+from sdebench.scores import SCORES
+from sdebench.solvers import SOLVERS
+from sdebench.solvers.base import make_solver
+
+_BLOCK_KEYS = {"problems", "scores", "solvers", "budgets", "tolerances", "seeds", "n", "metrics"}
+_SCORE_KEYS = {"name", "steps", "arch", "seed"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One fully resolved run; ``key`` hashes everything else plus the sdebench version."""
+
+    problem: dict[str, Any]
+    score: dict[str, Any]
+    solver: str
+    options: dict[str, Any]
+    budget: float | None
+    seed: int
+    n: int
+    metrics: tuple[str, ...]
+    key: str
+
+    def resolved(self) -> dict[str, Any]:
+        """The resolved config as plain data (what the key hashes, minus the version)."""
+        return _resolved(
+            self.problem, self.score, self.solver, self.options, self.budget, self.seed, self.n, self.metrics
+        )
+
+
+def _resolved(problem, score, solver, options, budget, seed, n, metrics) -> dict[str, Any]:
+    return {
+        "problem": problem,
+        "score": score,
+        "solver": solver,
+        "options": options,
+        "budget": budget,
+        "seed": seed,
+        "n": n,
+        "metrics": list(metrics),
+    }
+
+
+def _key(resolved: dict[str, Any]) -> str:
+    # sort_keys makes the key independent of the order keys were written in
+    text = json.dumps({"config": resolved, "version": sdebench.__version__}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Errors:
+    """Collects errors so the whole file is checked before anything is returned."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append((field, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            field, message = self.items[0]
+            extra = len(self.items) - 1
+            if extra:
+                message += f" (and {extra} other error{'s' if extra > 1 else ''})"
+            raise UserError(field, message)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _list(block: dict, key: str, where: str, errors: _Errors, default: list | None) -> list:
+    if key not in block:
+        if default is None:
+            errors.add(f"{where}.{key}", "missing")
+            return []
+        return list(default)
+    value = block[key]
+    if not isinstance(value, list):
+        errors.add(f"{where}.{key}", f"must be a list, got {value!r}")
+        return []
+    if not value:
+        errors.add(f"{where}.{key}", "empty grid: give at least one value")
+    return value
+
+
+def _problems(items: list, where: str, errors: _Errors) -> list[dict]:
+    out = []
+    for i, item in enumerate(items):
+        field = f"{where}.problems[{i}]"
+        try:
+            if isinstance(item, str):
+                spec = PROBLEMS.get(item, field)()
+                spec.setdefault("name", item)
+            elif isinstance(item, dict):
+                spec = item
+            else:
+                raise UserError(field, f"must be a problem name or table, got {item!r}")
+            out.append(problem_from_spec(spec).spec)
+        except UserError as exc:
+            errors.add(exc.field if exc.field.startswith(field) else f"{field}.{exc.field}", exc.message)
+    return out
+
+
+def _scores(items: list, where: str, errors: _Errors) -> list[dict]:
+    out = []
+    for i, item in enumerate(items):
+        field = f"{where}.scores[{i}]"
+        table = {"name": item} if isinstance(item, str) else item
+        if not isinstance(table, dict):
+            errors.add(field, f"must be a score name or table, got {item!r}")
+            continue
+        ok = True
+        for key, value in table.items():
+            if key not in _SCORE_KEYS:
+                errors.add(f"{field}.{key}", f"unknown key (valid: {', '.join(sorted(_SCORE_KEYS))})")
+                ok = False
+            elif key in ("steps", "seed") and not (_is_int(value) and value >= (1 if key == "steps" else 0)):
+                errors.add(f"{field}.{key}", f"must be an integer {'> 0' if key == 'steps' else '>= 0'}")
+                ok = False
+            elif key in ("name", "arch") and not isinstance(value, str):
+                errors.add(f"{field}.{key}", "must be a string")
+                ok = False
+        name = table.get("name")
+        if name is None:
+            errors.add(f"{field}.name", "missing")
+            ok = False
+        elif isinstance(name, str) and name not in SCORES:
+            errors.add(f"{field}.name", f"unknown score {name!r} (valid: {', '.join(SCORES.names())})")
+            ok = False
+        if ok:
+            out.append(dict(table))
+    return out
+
+
+def _solvers(items, budgets, tolerances, where, errors):
+    """(name, options, budget) triples, each option set built by the solver itself so defaults are filled in."""
+    out = []
+    for i, item in enumerate(items):
+        field = f"{where}.solvers[{i}]"
+        if not isinstance(item, dict):
+            errors.add(field, f"must be a table, got {item!r}")
+            continue
+        name = item.get("name")
+        if not isinstance(name, str) or name not in SOLVERS:
+            errors.add(f"{field}.name", f"unknown solver {name!r} (valid: {', '.join(SOLVERS.names())})")
+            continue
+        cls = SOLVERS.get(name)
+        known = {p.name: p for p in cls.params}
+        grid: dict[str, list] = {}
+        for key, value in item.items():
+            if key == "name":
+                continue
+            if key not in known:
+                errors.add(f"{field}.{key}", f"unknown key (valid: name, {', '.join(known)})")
+                continue
+            values = value if isinstance(value, list) else [value]
+            if not values:
+                errors.add(f"{field}.{key}", "empty grid: give at least one value")
+                continue
+            parsed = []
+            for j, v in enumerate(values):
+                vfield = f"{field}.{key}[{j}]" if isinstance(value, list) else f"{field}.{key}"
+                try:
+                    parsed.append(known[key].parse(v, vfield))
+                except UserError as exc:
+                    errors.add(exc.field, exc.message)
+            grid[key] = parsed
+        budget_list: list = [None]
+        if cls.adaptive and tolerances:
+            budget_list = tolerances
+        elif not cls.adaptive and budgets and "nfe" in known:
+            budget_list = budgets
+        keys = sorted(grid)
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            for budget in budget_list:
+                opts = dict(zip(keys, combo, strict=True))
+                if budget is not None:
+                    if cls.adaptive:
+                        opts["rtol"] = opts["atol"] = budget
+                    else:
+                        opts["nfe"] = budget
+                try:
+                    solver = make_solver(name, **opts)
+                except UserError as exc:
+                    errors.add(f"{field}.{exc.field}", exc.message)
+                    continue
+                out.append((name, dict(solver.options), budget))
+    return out
+
+
+def _numbers(items: list, field: str, errors: _Errors, integer: bool, least: float, strict: bool) -> list:
+    out = []
+    for i, v in enumerate(items):
+        f = f"{field}[{i}]"
+        if not (_is_int(v) if integer else _is_num(v)):
+            errors.add(f, f"must be {'an integer' if integer else 'a number'}, got {v!r}")
+        elif (v <= least) if strict else (v < least):
+            errors.add(f, f"must be {'>' if strict else '>='} {least}")
+        else:
+            out.append(v)
+    return out
+
+
+def expand_sweep(config: dict[str, Any], source: str = "config") -> list[RunSpec]:
+    """Validate a parsed sweep config as a whole and expand it into deduplicated runs (in first-seen order)."""
+    errors = _Errors()
+    if not isinstance(config, dict):
+        raise UserError(source, "must be a table")
+    for key in config:
+        if key != "sweep":
+            errors.add(key, "unknown key (valid: sweep)")
+    blocks = config.get("sweep")
+    if not isinstance(blocks, list) or not blocks:
+        errors.add("sweep", "give at least one [[sweep]] block")
+        blocks = []
+    runs: dict[str, RunSpec] = {}
+    for b, block in enumerate(blocks):
+        where = f"sweep[{b}]"
+        if not isinstance(block, dict):
+            errors.add(where, "must be a table")
+            continue
+        for key in block:
+            if key not in _BLOCK_KEYS:
+                errors.add(f"{where}.{key}", f"unknown key (valid: {', '.join(sorted(_BLOCK_KEYS))})")
+        problems = _problems(_list(block, "problems", where, errors, None), where, errors)
+        scores = _scores(_list(block, "scores", where, errors, ["exact"]), where, errors)
+        budgets = _numbers(_list(block, "budgets", where, errors, []), f"{where}.budgets", errors, True, 0, True)
+        tols = _numbers(_list(block, "tolerances", where, errors, []), f"{where}.tolerances", errors, False, 0, True)
+        solvers = _solvers(_list(block, "solvers", where, errors, None), budgets, tols, where, errors)
+        seeds = _numbers(_list(block, "seeds", where, errors, [0]), f"{where}.seeds", errors, True, 0, False)
+        sizes = _numbers(_list(block, "n", where, errors, [10000]), f"{where}.n", errors, True, 0, True)
+        metrics = _list(block, "metrics", where, errors, DEFAULT_METRICS)
+        for i, m in enumerate(metrics):
+            if not isinstance(m, str) or m not in METRICS:
+                errors.add(f"{where}.metrics[{i}]", f"unknown metric {m!r} (valid: {', '.join(METRICS.names())})")
+        for problem, score, (solver, options, budget), seed, n in itertools.product(
+            problems, scores, solvers, seeds, sizes
+        ):
+            resolved = _resolved(problem, score, solver, options, budget, seed, n, metrics)
+            key = _key(resolved)
+            runs.setdefault(key, RunSpec(problem, score, solver, options, budget, seed, n, tuple(metrics), key))
+    errors.raise_if_any()
+    return list(runs.values())
+
+
+def load_sweep(path: str | Path) -> list[RunSpec]:
+    """Read, validate and expand the sweep TOML file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError("config", f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError("config", f"{str(path)!r} is not a UTF-8 text file") from None
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError("config", f"malformed TOML in {str(path)!r}: {exc}") from None
+    return expand_sweep(config, str(path))
