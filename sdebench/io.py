@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sdebench.errors import check
+from sdebench.errors import UserError, check
 
 
 def check_writable(path: str | Path, field: str) -> Path:
@@ -39,3 +40,18 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` and move the result to ``path`` only if it succeeded."""
     with atomic_path(path) as tmp:
         write(tmp)
+
+
+def read_toml(path: str | Path, field: str = "config") -> dict:
+    """Parse a TOML file; an unreadable, non-UTF-8 or malformed file is a :class:`UserError` on ``field``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(field, f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(field, f"{str(path)!r} is not a UTF-8 text file") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(field, f"malformed TOML in {str(path)!r}: {exc}") from None

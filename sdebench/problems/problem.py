@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdebench.errors import UserError, check
+from sdebench.errors import check
+from sdebench.io import read_toml
 from sdebench.problems.mixture import GaussianMixture
 from sdebench.problems.sde import VESDE
 from sdebench.registry import Registry
@@ -103,15 +103,6 @@ def get_problem(name: str, t_end: float | None = None) -> Problem:
 def load_problem(path: str | Path, t_end: float | None = None) -> Problem:
     """A problem defined in a TOML file (format in README: [sde], [data], t_end)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError("config", f"cannot read {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError("config", f"{str(path)!r} is not a UTF-8 text file") from None
-    try:
-        spec = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError("config", f"malformed TOML in {str(path)!r}: {exc}") from None
+    spec = read_toml(path)
     spec.setdefault("name", path.stem)
     return problem_from_spec(spec, t_end=t_end)

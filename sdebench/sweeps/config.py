@@ -22,13 +22,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sdebench
 from sdebench.errors import UserError
+from sdebench.io import read_toml
 from sdebench.metrics import DEFAULT_METRICS, METRICS
 from sdebench.problems.problem import PROBLEMS, problem_from_spec
 from sdebench.scores import SCORES
@@ -283,14 +283,5 @@ def expand_sweep(config: dict[str, Any], source: str = "config") -> list[RunSpec
 def load_sweep(path: str | Path) -> list[RunSpec]:
     """Read, validate and expand the sweep TOML file at ``path``."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError("config", f"cannot read {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError("config", f"{str(path)!r} is not a UTF-8 text file") from None
-    try:
-        config = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError("config", f"malformed TOML in {str(path)!r}: {exc}") from None
+    config = read_toml(path)
     return expand_sweep(config, str(path))
