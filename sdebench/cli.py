@@ -327,6 +327,89 @@ def cmd_converge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_for_sweep(path: Path, dry_run: bool) -> Any:
+    """The sweep's store: opened read-only for a dry run (None when it does not exist yet), else created if new."""
+    from sdebench.sweeps import Store
+
+    if dry_run:
+        return Store(path, readonly=True) if path.exists() else None
+    return Store(path)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run a sweep config: every run not yet in the store, on the chosen executor; results stored as they finish."""
+    from sdebench.sweeps import load_sweep, solver_label
+    from sdebench.sweeps.executors import EXECUTORS, make_executor
+    from sdebench.sweeps.sweep import prepare_scores, run_sweep, samples_dir
+
+    notes: list[str] = []
+    runs = load_sweep(args.config, notes)
+    executor_name = args.executor or ("pool" if args.workers > 1 else "serial")
+    check(executor_name in EXECUTORS, "executor", f"unknown {executor_name!r} (valid: {', '.join(EXECUTORS)})")
+    check(args.workers >= 1, "workers", f"must be ≥ 1, got {args.workers}")
+    check(args.scheduler is None or executor_name == "dask", "scheduler", "applies only with --executor dask")
+    check(executor_name != "serial" or args.workers == 1, "workers", "the serial executor runs one at a time")
+    check_writable(args.store, "store")
+    if args.keep_samples:
+        folder = samples_dir(args.store)
+        check(not folder.exists() or folder.is_dir(), "keep-samples", f"{str(folder)!r} exists and is not a folder")
+    store = _store_for_sweep(args.store, args.dry_run)
+    try:
+        statuses = store.statuses() if store is not None else {}
+        for note in notes:
+            print(f"note: {note}")
+        if args.dry_run:
+            for i, spec in enumerate(runs):
+                status = statuses.get(spec.key, "pending")
+                kind = "tol" if "rtol" in spec.options else "nfe"
+                budget = "defaults" if spec.budget is None else f"{kind} {spec.budget:g}"
+                print(
+                    f"{i:>5}  {status:<9} {spec.problem.get('name', 'custom'):<12} {spec.score['name']:<8} "
+                    f"{solver_label(spec.solver, spec.options):<36} {budget:<10} seed {spec.seed:<3} n {spec.n}"
+                )
+            counts = {s: sum(statuses.get(r.key) == s for r in runs) for s in ("ok", "diverged", "failed")}
+            pending = len(runs) - sum(counts.values())
+            print(
+                f"{len(runs)} runs: {counts['ok']} done, {counts['diverged']} diverged, {counts['failed']} failed, "
+                f"{pending} pending"
+                + (" (--retry-failed reruns failed and diverged runs)" if counts["failed"] + counts["diverged"] else "")
+            )
+            return 0
+        checkpoints = prepare_scores(runs, args.cache_dir, progress=not args.quiet)
+        executor = make_executor(executor_name, args.workers, args.scheduler)
+        try:
+            summary = run_sweep(
+                runs,
+                store,
+                executor,
+                checkpoints,
+                retry_failed=args.retry_failed,
+                keep_samples=args.keep_samples,
+                progress=not args.quiet,
+            )
+        finally:
+            executor.close()
+        print(summary.line())
+        print(f"store: {args.store}")
+        return 1 if summary.stored["failed"] else 0
+    finally:
+        if store is not None:
+            store.close()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Tables (Markdown, CSV, HTML) and plots of everything in a store, per problem."""
+    from sdebench.reports import build_report
+
+    written = build_report(args.store, args.out, density_budget=args.budget)
+    tables = [p for p in written if p.name == "table.md"]
+    for path in tables:
+        print(path.read_text())
+    html = [p for p in written if p.suffix == ".html"]
+    print(f"report: {html[0] if html else args.out} ({len(written)} files in {args.out})")
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------------------------
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--problem", help="a registered problem (see 'sdebench list')")
@@ -414,6 +497,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, default=None, help="convergence.png")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_converge)
+
+    p = sub.add_parser("sweep", help="run a sweep config (TOML); results go into a SQLite store, resumable")
+    p.add_argument("config", type=Path, help="sweep TOML file ([[sweep]] blocks; see README)")
+    p.add_argument("--store", type=Path, default=Path("runs.db"), help="SQLite store (default runs.db)")
+    p.add_argument("--dry-run", action="store_true", help="print the expanded runs and what is done; run nothing")
+    p.add_argument("--retry-failed", action="store_true", help="rerun runs stored as failed or diverged")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (more than 1: a local process pool)")
+    p.add_argument("--executor", default=None, help="serial, pool or dask (default: serial, or pool with --workers)")
+    p.add_argument("--scheduler", default=None, help="an existing Dask scheduler, tcp://HOST:PORT")
+    p.add_argument("--keep-samples", action="store_true", help="save each run's samples as <store>.samples/KEY.npy")
+    p.add_argument("--cache-dir", type=Path, default=None, help="checkpoint cache (default $SDEBENCH_CACHE)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (for logs): one summary line")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="tables and plots from a sweep store: Markdown, CSV, one HTML page")
+    p.add_argument("--store", type=Path, default=Path("runs.db"), help="SQLite store written by 'sdebench sweep'")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--budget", type=float, default=None, help="budget shown in the density grid (default: mid)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -1,5 +1,6 @@
-"""Solver comparison sweeps: TOML grids expanded into resolved, keyed runs."""
+"""Solver comparison sweeps: TOML grids expanded into keyed runs, executed anywhere, stored once in SQLite."""
 
-from sdebench.sweeps.config import RunSpec, expand_sweep, load_sweep
+from sdebench.sweeps.config import RunSpec, expand_sweep, load_sweep, solver_label
+from sdebench.sweeps.store import RunResult, Store
 
-__all__ = ["RunSpec", "expand_sweep", "load_sweep"]
+__all__ = ["RunResult", "RunSpec", "Store", "expand_sweep", "load_sweep", "solver_label"]

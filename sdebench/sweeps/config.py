@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,12 @@ from sdebench.errors import UserError
 from sdebench.io import read_toml
 from sdebench.metrics import DEFAULT_METRICS, METRICS
 from sdebench.problems.problem import PROBLEMS, problem_from_spec
-from sdebench.scores import SCORES
+from sdebench.scores import SCORES, TrainConfig
 from sdebench.solvers import SOLVERS
 from sdebench.solvers.base import make_solver
 
 _BLOCK_KEYS = {"problems", "scores", "solvers", "budgets", "tolerances", "seeds", "n", "metrics"}
-_SCORE_KEYS = {"name", "steps", "arch", "seed"}
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", dict: "a table"}
 
 
 @dataclass(frozen=True)
@@ -139,33 +139,50 @@ def _problems(items: list, where: str, errors: _Errors) -> list[dict]:
 
 
 def _scores(items: list, where: str, errors: _Errors) -> list[dict]:
+    """Resolved score tables: ``{"name": "exact"}``, or ``trained`` with every training field filled in."""
     out = []
+    train_fields = {f.name for f in fields(TrainConfig)}
     for i, item in enumerate(items):
         field = f"{where}.scores[{i}]"
         table = {"name": item} if isinstance(item, str) else item
         if not isinstance(table, dict):
             errors.add(field, f"must be a score name or table, got {item!r}")
             continue
-        ok = True
-        for key, value in table.items():
-            if key not in _SCORE_KEYS:
-                errors.add(f"{field}.{key}", f"unknown key (valid: {', '.join(sorted(_SCORE_KEYS))})")
-                ok = False
-            elif key in ("steps", "seed") and not (_is_int(value) and value >= (1 if key == "steps" else 0)):
-                errors.add(f"{field}.{key}", f"must be an integer {'> 0' if key == 'steps' else '>= 0'}")
-                ok = False
-            elif key in ("name", "arch") and not isinstance(value, str):
-                errors.add(f"{field}.{key}", "must be a string")
-                ok = False
         name = table.get("name")
-        if name is None:
-            errors.add(f"{field}.name", "missing")
-            ok = False
-        elif isinstance(name, str) and name not in SCORES:
+        if not isinstance(name, str) or name not in SCORES:
             errors.add(f"{field}.name", f"unknown score {name!r} (valid: {', '.join(SCORES.names())})")
-            ok = False
-        if ok:
-            out.append(dict(table))
+            continue
+        allowed = {"name"} | (train_fields if name == "trained" else set())
+        unknown = [k for k in table if k not in allowed]
+        for key in unknown:
+            errors.add(f"{field}.{key}", f"unknown key (valid: {', '.join(sorted(allowed))})")
+        if unknown:
+            continue
+        if name != "trained":
+            out.append({"name": name})
+            continue
+        options = {k: v for k, v in table.items() if k != "name"}
+        types = {"arch": str, "weighting": str, "loss": str, "arch_options": dict, "steps": int}
+        types.update(batch_size=int, seed=int, lr=float, ema=float)
+        bad = False
+        for key, value in options.items():
+            kind = types[key]
+            if kind in (int, float):
+                ok = _is_num(value) if kind is float else _is_int(value)
+            else:
+                ok = isinstance(value, kind)
+            if not ok:
+                errors.add(f"{field}.{key}", f"must be {_KIND_NAMES[kind]}, got {value!r}")
+                bad = True
+        if bad:
+            continue
+        config = TrainConfig(**options)
+        try:
+            config.validate()
+        except UserError as exc:
+            errors.add(f"{field}.{exc.field}", exc.message)
+            continue
+        out.append({"name": name, **config.resolved()})
     return out
 
 
@@ -238,8 +255,12 @@ def _numbers(items: list, field: str, errors: _Errors, integer: bool, least: flo
     return out
 
 
-def expand_sweep(config: dict[str, Any], source: str = "config") -> list[RunSpec]:
-    """Validate a parsed sweep config as a whole and expand it into deduplicated runs (in first-seen order)."""
+def expand_sweep(config: dict[str, Any], source: str = "config", notes: list[str] | None = None) -> list[RunSpec]:
+    """Validate a parsed sweep config as a whole and expand it into deduplicated runs (in first-seen order).
+
+    A solver that does not apply to a problem (its ``supports`` gives a reason) is left out of that problem's runs;
+    the reason goes into ``notes``, once per solver and problem.
+    """
     errors = _Errors()
     if not isinstance(config, dict):
         raise UserError(source, "must be a table")
@@ -251,6 +272,7 @@ def expand_sweep(config: dict[str, Any], source: str = "config") -> list[RunSpec
         errors.add("sweep", "give at least one [[sweep]] block")
         blocks = []
     runs: dict[str, RunSpec] = {}
+    reasons: dict[str, str | None] = {}
     for b, block in enumerate(blocks):
         where = f"sweep[{b}]"
         if not isinstance(block, dict):
@@ -273,6 +295,15 @@ def expand_sweep(config: dict[str, Any], source: str = "config") -> list[RunSpec
         for problem, score, (solver, options, budget), seed, n in itertools.product(
             problems, scores, solvers, seeds, sizes
         ):
+            memo = json.dumps([problem, solver, options], sort_keys=True)
+            if memo not in reasons:
+                reasons[memo] = make_solver(solver, **options).supports(problem_from_spec(problem))
+            reason = reasons[memo]
+            if reason is not None:
+                note = f"{where}: {solver} left out for {problem.get('name', 'custom')!r}: {reason}"
+                if notes is not None and note not in notes:
+                    notes.append(note)
+                continue
             resolved = _resolved(problem, score, solver, options, budget, seed, n, metrics)
             key = _key(resolved)
             runs.setdefault(key, RunSpec(problem, score, solver, options, budget, seed, n, tuple(metrics), key))
@@ -280,8 +311,19 @@ def expand_sweep(config: dict[str, Any], source: str = "config") -> list[RunSpec
     return list(runs.values())
 
 
-def load_sweep(path: str | Path) -> list[RunSpec]:
-    """Read, validate and expand the sweep TOML file at ``path``."""
+def load_sweep(path: str | Path, notes: list[str] | None = None) -> list[RunSpec]:
+    """Read, validate and expand the sweep TOML file at ``path`` (see :func:`expand_sweep` for ``notes``)."""
     path = Path(path)
     config = read_toml(path)
-    return expand_sweep(config, str(path))
+    return expand_sweep(config, str(path), notes)
+
+
+#: Options that say how long a solver runs; a label leaves them out (the budget column shows them).
+BUDGET_OPTIONS = ("nfe", "steps", "rtol", "atol")
+
+
+def solver_label(solver: str, options: dict[str, Any]) -> str:
+    """The solver's name with the options that differ from its defaults, e.g. ``pc (snr=0.08)``."""
+    defaults = {p.name: p.default for p in SOLVERS.get(solver).params}
+    extra = [f"{k}={v}" for k, v in sorted(options.items()) if k not in BUDGET_OPTIONS and v != defaults.get(k)]
+    return f"{solver} ({', '.join(extra)})" if extra else solver

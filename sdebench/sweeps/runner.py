@@ -1,0 +1,129 @@
+"""Executing one run: problem, score, solver and metrics from a :class:`RunSpec`, with every failure caught.
+
+A run's randomness comes only from a generator seeded by its own key (which hashes its seed), so a run gives the
+same numbers whichever executor, process or order runs it. Each run uses one torch thread: runs are small, the
+parallelism is across runs, and a fixed thread count keeps floating-point reductions bit-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import time
+import traceback
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import sdebench
+from sdebench.errors import DivergedError
+from sdebench.metrics import compute_metrics, exact_reference
+from sdebench.metrics.base import Reference
+from sdebench.metrics.uncertainty import floor_estimates
+from sdebench.problems import Problem
+from sdebench.problems.problem import problem_from_spec
+from sdebench.scores import ExactScore, Score, TrainConfig
+from sdebench.scores.training import load_checkpoint
+from sdebench.solvers import make_solver
+from sdebench.sweeps.config import RunSpec
+from sdebench.sweeps.store import RunResult
+
+#: Rows of the preview kept in the store for the report's density pictures (first two coordinates, float32).
+PREVIEW_ROWS = 10_000
+#: Exact draws per noise floor (the floor is a mean over these, with its CI).
+FLOOR_DRAWS = 5
+
+# Per-process memos: a worker builds each problem, reference, floor and network once, whatever it runs after.
+_problems: dict[str, Problem] = {}
+_references: dict[str, Reference] = {}
+_floors: dict[str, dict[str, list[float]]] = {}
+_networks: dict[str, Score] = {}
+
+
+def run_seed(spec: RunSpec) -> int:
+    """The generator seed of a run: from its key, which hashes its whole config including its seed."""
+    return int(spec.key[:15], 16)
+
+
+def train_config(score: dict[str, Any]) -> TrainConfig:
+    """The training config in a resolved ``trained`` score table."""
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in score.items() if k in names})
+
+
+def _problem(spec: RunSpec) -> Problem:
+    text = json.dumps(spec.problem, sort_keys=True)
+    if text not in _problems:
+        _problems[text] = problem_from_spec(spec.problem)
+        _references[text] = exact_reference(_problems[text])
+    return _problems[text]
+
+
+def _score(spec: RunSpec, problem: Problem, checkpoint: str | None) -> Score:
+    if spec.score["name"] == "exact":
+        return ExactScore(problem)
+    if checkpoint not in _networks:
+        _networks[checkpoint] = load_checkpoint(Path(checkpoint), problem, train_config(spec.score))
+    return _networks[checkpoint]
+
+
+def _floors_for(spec: RunSpec) -> dict[str, list[float]]:
+    """Noise floors (mean, CI half-width, draws) of the run's metrics at its n: fixed seed, so the same anywhere."""
+    problem_text = json.dumps(spec.problem, sort_keys=True)
+    memo = json.dumps([problem_text, spec.n, list(spec.metrics)])
+    if memo not in _floors:
+        estimates = floor_estimates(list(spec.metrics), _references[problem_text], spec.n, draws=FLOOR_DRAWS)
+        _floors[memo] = {k: [e.mean, e.half_width, e.count] for k, e in estimates.items()}
+    return _floors[memo]
+
+
+def environment() -> dict[str, Any]:
+    """Where a run ran: versions, host, process (for the record; never part of the key)."""
+    return {
+        "sdebench": sdebench.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def execute(spec: RunSpec, checkpoint: str | None = None, keep_samples: bool = False) -> RunResult:
+    """Run ``spec`` and compute its metrics; a divergence or any exception becomes a stored status, never a raise."""
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    result = RunResult(key=spec.key, status="ok", config=spec.resolved())
+    try:
+        problem = _problem(spec)
+        score = _score(spec, problem, checkpoint)
+        solver = make_solver(spec.solver, **spec.options)
+        generator = torch.Generator().manual_seed(run_seed(spec))
+        solved = solver.solve(problem, score, spec.n, generator)
+        result.nfe, result.nfe_per_sample, result.wall_s = solved.nfe, solved.nfe_per_sample, solved.wall_s
+        start = time.perf_counter()
+        reference = _references[json.dumps(spec.problem, sort_keys=True)]
+        result.metrics = compute_metrics(list(spec.metrics), solved.samples, reference)
+        result.floors = _floors_for(spec)
+        result.metrics_s = time.perf_counter() - start
+        samples = solved.samples.numpy()
+        result.preview = samples[:PREVIEW_ROWS, :2].astype(np.float32)
+        if keep_samples:
+            result.samples = samples
+    except DivergedError as exc:
+        result.status, result.error = "diverged", str(exc)
+    except Exception as exc:  # a failing run is a result; the sweep goes on
+        result.status = "failed"
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.env["traceback"] = traceback.format_exc(limit=8)
+    finally:
+        result.env.update(environment())
+        torch.set_num_threads(previous_threads)
+    return result
