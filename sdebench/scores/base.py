@@ -13,6 +13,9 @@ class Score(Protocol):
     """∇_x log p_t(x) for x of shape (n, d); t is a float or one time per row (shape (n,))."""
 
     name: str
+    #: Optional: the precision its values are computed in (float64 when absent). A float32 network's outputs carry
+    #: round-off of ~1e-7 relative, which finite differences must step over (see the scipy solvers' Jacobians).
+    # precision: torch.dtype
 
     def __call__(self, x: Tensor, t: float | Tensor) -> Tensor: ...
 

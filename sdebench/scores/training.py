@@ -87,6 +87,7 @@ class TrainedScore:
     """A trained network used as a score (evaluated without gradients)."""
 
     name = "trained"
+    precision = torch.float32  # the network runs in float32 (see the Score protocol)
 
     def __init__(self, model: torch.nn.Module, path: Path | None = None, info: dict[str, Any] | None = None) -> None:
         self.model = model.eval()
