@@ -36,9 +36,12 @@ class SerialExecutor:
         """Nothing to release."""
 
 
+#: Thread pools of the numeric libraries, limited to one thread in every worker: N workers on N cores, none
+#: oversubscribed. They are read when a library loads, so they must be in the environment a worker starts with.
+SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def _init_worker() -> None:
-    # One torch/OpenMP thread per worker process: N workers on N cores, none oversubscribed.
-    os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
@@ -51,6 +54,7 @@ class PoolExecutor:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        os.environ.update(SINGLE_THREAD_ENV)  # inherited by the spawned workers (this process only waits)
         context = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
 
@@ -89,7 +93,7 @@ class DaskExecutor:
                 dashboard_address=None,
                 silence_logs=40,  # logging.ERROR
                 worker_class="distributed.Nanny",
-                env={"OMP_NUM_THREADS": "1"},
+                env=SINGLE_THREAD_ENV,
             )
             self.client = Client(self.cluster)
         else:

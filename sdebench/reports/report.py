@@ -1,0 +1,241 @@
+"""``build_report``: read a sweep store, write per problem the tables, plots and an HTML page, and an index page.
+
+Everything is validated, then rendered in memory, then written file by file atomically: a bad input writes nothing,
+and a failure while rendering leaves the output folder untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import sdebench
+from sdebench.errors import check
+from sdebench.io import write_atomic
+from sdebench.problems.problem import problem_from_spec
+from sdebench.reports import html as pages
+from sdebench.reports.plots import convergence_png, density_grid_png, work_precision_png
+from sdebench.reports.tables import (
+    METRIC_TITLES,
+    Group,
+    convergence_fits,
+    convergence_metric,
+    group_runs,
+    markdown_table,
+    summary_frame,
+)
+from sdebench.solvers import SOLVERS
+from sdebench.sweeps import Store
+
+#: Exact draws in the density picture's reference panel (the stored previews hold at most 10 000 rows too).
+EXACT_PANEL_ROWS = 10_000
+
+
+def build_report(store_path: str | Path, out_dir: str | Path, density_budget: float | None = None) -> list[Path]:
+    """Read only the store; write per problem the tables (Markdown, CSV), plots (PNG) and one self-contained HTML
+    page, plus ``index.html`` holding every problem; return the files written.
+
+    ``density_budget`` is the NFE budget of the fixed-step runs shown in ``density.png`` (default: the middle
+    one of those present; adaptive solvers show their middle tolerance).
+    """
+    out = _check_out(Path(out_dir))
+    if density_budget is not None:
+        check(
+            isinstance(density_budget, (int, float)) and math.isfinite(density_budget) and density_budget > 0,
+            "budget",
+            f"must be a positive number, got {density_budget!r}",
+        )
+    with Store(store_path, readonly=True) as store:
+        runs = store.runs()
+        check(bool(runs), "store", "holds no runs")
+        if density_budget is not None:
+            present = sorted({r["budget"] for r in runs if r["budget"] is not None and not _adaptive(r)})
+            check(
+                density_budget in present,
+                "budget",
+                f"no fixed-step run has budget {density_budget:g} (present: {', '.join(f'{b:g}' for b in present)})",
+            )
+        files, sections = _render(store, runs, density_budget)
+    header = _header(Path(store_path), runs)
+    title = f"sdebench sweep report: {Path(store_path).name}"
+    for anchor, name, section in sections:
+        files[Path(anchor) / "report.html"] = pages.page(
+            f"{title} · {name}", header, [(anchor, name, section)]
+        ).encode()
+    files[Path("index.html")] = pages.page(title, header, sections).encode()
+
+    out.mkdir(exist_ok=True)
+    mode = _file_mode()
+    written = []
+    for relative, data in files.items():
+        path = out / relative
+        path.parent.mkdir(exist_ok=True)
+        write_atomic(path, lambda tmp, data=data: (tmp.write_bytes(data), tmp.chmod(mode)))
+        written.append(path)
+    return written
+
+
+def _file_mode() -> int:
+    # the temporary file is private (0600); the report is meant to be shared, so give it the usual umask mode
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _check_out(out: Path) -> Path:
+    parent = out.parent if str(out.parent) else Path(".")
+    check(parent.is_dir(), "out", f"folder {str(parent)!r} does not exist")
+    check(not out.exists() or out.is_dir(), "out", f"{str(out)!r} is a file, not a folder")
+    target = out if out.exists() else parent
+    check(os.access(target, os.W_OK), "out", f"folder {str(target)!r} is not writable")
+    return out
+
+
+def _adaptive(run: dict[str, Any]) -> bool:
+    return bool(SOLVERS.get(run["solver"]).adaptive)
+
+
+def _header(store_path: Path, runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    counts = Counter(r["status"] for r in runs)
+    versions = sorted({str(r["env"].get("sdebench", "?")) for r in runs})
+    return [
+        ("store", str(store_path.resolve())),
+        ("runs", f"{len(runs)} (" + ", ".join(f"{s} {counts[s]}" for s in ("ok", "diverged", "failed")) + ")"),
+        ("problems", ", ".join(sorted({r["problem"] for r in runs}))),
+        ("scores", ", ".join(sorted({r["score"] for r in runs}))),
+        ("sdebench", f"runs made by {', '.join(versions)}; report by {sdebench.__version__}"),
+        (
+            "reference",
+            "every metric compares samples with the exact p_ε = p_data ⊛ N(0, σ(t_end)² I) (where a sampler stopping "
+            "at t_end should land), not p_data; noise floor = the same metric for exact samples of the same n",
+        ),
+    ]
+
+
+def _dir_name(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "problem"
+    candidate, k = base, 2
+    while candidate in taken or candidate == "index.html":
+        candidate, k = f"{base}-{k}", k + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _render(store: Store, runs: list[dict[str, Any]], density_budget: float | None):
+    """Every file's bytes by path relative to the output folder, and the HTML section of each problem."""
+    by_problem: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        # two problems may share a name (e.g. another t_end): group by the whole spec
+        by_problem.setdefault(json.dumps(run["config"]["problem"], sort_keys=True), []).append(run)
+    files: dict[Path, bytes] = {}
+    sections = []
+    taken: set[str] = set()
+    for spec_text, problem_runs in sorted(by_problem.items(), key=lambda kv: kv[1][0]["problem"]):
+        spec = json.loads(spec_text)
+        groups = group_runs(problem_runs)
+        folder = _dir_name(groups[0].problem, taken)
+        problem = problem_from_spec(spec)
+        t_end = problem.t_end
+        reference = (
+            f"Reference: the exact p_ε of {groups[0].problem} at t_end = ε = {t_end:g} (σ(ε) = "
+            f"{float(problem.sde.sigma(t_end)):.4g}), i.e. the data convolved with N(0, σ(ε)² I)."
+        )
+        files[Path(folder) / "table.md"] = (f"{reference}\n\n" + markdown_table(groups)).encode()
+        files[Path(folder) / "table.csv"] = summary_frame(groups).to_csv(index=False).encode()
+        plots = {
+            "work–precision": work_precision_png(groups),
+            "convergence": convergence_png(groups),
+            "density": _density(store, groups, problem, density_budget),
+        }
+        for name, file in (
+            ("work–precision", "work_precision.png"),
+            ("convergence", "convergence.png"),
+            ("density", "density.png"),
+        ):
+            files[Path(folder) / file] = plots[name]
+        notes = {
+            "work–precision": "SW1 against the exact p_ε (mean over seeds, bars: 95% CI) against score evaluations "
+            "per sample; grey band: SW1 of exact samples (the noise floor). One row per score, one column per "
+            "solver family.",
+            "convergence": "Fixed-step solvers only (adaptive ones pick their own steps). Legend: fitted slope of "
+            "log error on log NFE and the solver's declared weak order; NFE per step differs between solvers, so a "
+            "slope is an order per NFE.",
+            "density": "2-D histograms of the stored sample previews (smallest seed), shared axes and log colour "
+            "scale, beside exact draws from p_ε.",
+        }
+        sections.append(
+            (
+                folder,
+                groups[0].problem,
+                pages.problem_section(groups[0].problem, folder, groups, plots, notes, reference, _slopes(groups)),
+            )
+        )
+    return files, sections
+
+
+def _slopes(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
+    metric = convergence_metric([g for g in groups if not g.adaptive])
+    fits = convergence_fits([g for g in groups if not g.adaptive], metric) if metric else {}
+    solver_of = {(g.score, g.label, g.n): g.solver for g in groups}
+    header = ["score", "solver", "n", "error measure", "fitted slope", "points used", "declared weak order"]
+    rows = []
+    for (score, label, n), fit in fits.items():
+        order = SOLVERS.get(solver_of[(score, label, n)]).weak_order
+        measure = METRIC_TITLES.get(metric, metric)
+        rows.append(
+            [
+                score,
+                label,
+                str(n),
+                measure,
+                "not fitted" if fit.slope is None else f"{fit.slope:+.2f}",
+                str(fit.points),
+                "—" if order is None else f"{order:g}",
+            ]
+        )
+    return header, rows
+
+
+def _middle(values: list[float]) -> float:
+    # the largest value not above the median
+    values = sorted(values)
+    return values[(len(values) - 1) // 2]
+
+
+def _density(store: Store, groups: list[Group], problem, density_budget: float | None) -> bytes:
+    fixed = sorted({g.budget for g in groups if not g.adaptive and g.budget is not None})
+    tolerances = sorted({g.budget for g in groups if g.adaptive and g.budget is not None})
+    budget = density_budget if density_budget in fixed else (_middle(fixed) if fixed else None)
+    tol = _middle(tolerances) if tolerances else None
+    rows = max(min(EXACT_PANEL_ROWS, g.n) for g in groups)
+    exact = problem.target().sample(rows, generator=torch.Generator().manual_seed(0))[0].numpy()[:, :2]
+    panels: list[tuple[str, np.ndarray | str]] = [(f"exact p_ε (n = {rows:,})", exact)]
+    for g in groups:
+        wanted = None if g.budget is None else (tol if g.adaptive else budget)
+        if g.budget != wanted:
+            continue
+        run = g.first_run
+        name = f"{g.score} · {g.label}" + (f"\n{g.budget_caption}" if g.budget is not None else "")
+        if run["status"] != "ok":
+            message = (run["error"] or "").strip().splitlines()[0][:60] if run["error"] else ""
+            panels.append((name, f"{run['status']}\n(seed {run['seed']})\n{message}"))
+            continue
+        preview = store.preview(run["key"])
+        panels.append((name, preview if preview is not None and len(preview) else "no preview stored"))
+    lim = float(np.quantile(np.abs(exact), 0.999)) * 1.3
+    what = []
+    if budget is not None:
+        chosen = "" if density_budget is None or density_budget == budget else f" ({density_budget:g} not run here)"
+        what.append(f"fixed-step at NFE budget {budget:g}{chosen}")
+    if tol is not None:
+        what.append(f"adaptive at tolerance {tol:.0e}")
+    title = f"{groups[0].problem}: samples of the smallest seed — {', '.join(what) or 'default budgets'}"
+    return density_grid_png(panels, title, lim)

@@ -1,0 +1,398 @@
+"""Sweep results as tables: runs grouped by (score, solver, budget, n), seeds aggregated to mean ± 95% CI.
+
+One :class:`Group` per table row. The Markdown and HTML tables mark the best mean of each main metric (within a
+problem and score) and flag rows indistinguishable from exact sampling; the CSV keeps the raw numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sdebench.metrics.uncertainty import Estimate, indistinguishable_from_exact, summarize
+from sdebench.solvers import SOLVERS
+from sdebench.sweeps import solver_label
+
+#: The metrics shown in the tables (those present), all lower-is-better; ``log_density_gap`` by its absolute value.
+MAIN_METRICS = ("sw1", "energy", "mmd2", "mode_max_dev_se", "mode_std_rel_err_max", "log_density_gap")
+#: Signed metrics whose exact value is 0: "best" is the smallest |mean|, and "≈ exact" is a two-sided test.
+SIGNED_METRICS = frozenset({"log_density_gap"})
+#: Short column titles.
+METRIC_TITLES = {
+    "sw1": "SW1",
+    "sw2": "SW2",
+    "energy": "energy",
+    "mmd2": "MMD²",
+    "mode_max_dev_se": "mode frac. dev (SE)",
+    "mode_std_rel_err_max": "mode std rel. err",
+    "log_density_gap": "log p_ε gap",
+}
+#: Solver families, in the order tables and plots show them.
+FAMILIES = ("SDE, fixed step", "ODE, fixed step", "adaptive")
+
+
+@dataclass
+class Group:
+    """The runs of one table row: one problem, score, solver label, budget and n, over seeds."""
+
+    problem: str
+    score: str
+    label: str
+    solver: str
+    kind: str
+    adaptive: bool
+    budget: float | None
+    n: int
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    estimates: dict[str, Estimate] = field(default_factory=dict)
+    floors: dict[str, Estimate] = field(default_factory=dict)
+    best: set[str] = field(default_factory=set)
+    exact_like: bool | None = None  # None: cannot tell (fewer than two ok seeds, or a seed did not finish)
+
+    @property
+    def ok_runs(self) -> list[dict[str, Any]]:
+        """The runs that finished with finite samples."""
+        return [r for r in self.runs if r["status"] == "ok"]
+
+    @property
+    def all_ok(self) -> bool:
+        """Whether every seed finished."""
+        return all(r["status"] == "ok" for r in self.runs)
+
+    @property
+    def family(self) -> str:
+        """One of :data:`FAMILIES`."""
+        if self.adaptive:
+            return FAMILIES[2]
+        return FAMILIES[0] if self.kind == "sde" else FAMILIES[1]
+
+    @property
+    def status(self) -> str:
+        """ "ok", or e.g. "diverged (1/3)", "failed (3/3)"."""
+        total = len(self.runs)
+        parts = []
+        for status in ("diverged", "failed"):
+            k = sum(r["status"] == status for r in self.runs)
+            if k:
+                parts.append(f"{status} ({k}/{total})")
+        return ", ".join(parts) or "ok"
+
+    @property
+    def nfe(self) -> float | None:
+        """Mean score evaluations per sample over the ok seeds."""
+        return _mean([r["nfe_per_sample"] for r in self.ok_runs])
+
+    @property
+    def wall_s(self) -> float | None:
+        """Mean solver wall time in seconds over the ok seeds."""
+        return _mean([r["wall_s"] for r in self.ok_runs])
+
+    @property
+    def budget_text(self) -> str:
+        """The budget as shown: an NFE budget, a tolerance, or "default"."""
+        if self.budget is None:
+            return "default"
+        return f"tol {self.budget:.0e}" if self.adaptive else f"{self.budget:g}"
+
+    @property
+    def budget_caption(self) -> str:
+        """The budget with its unit, for plot titles: "NFE 40", "tol 1e-03"."""
+        return self.budget_text if self.adaptive or self.budget is None else f"NFE {self.budget:g}"
+
+    @property
+    def first_run(self) -> dict[str, Any]:
+        """The run of the smallest seed (the one the density pictures show)."""
+        return min(self.runs, key=lambda r: r["seed"])
+
+
+def _mean(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def _clean(metrics: dict[str, float | None]) -> dict[str, float]:
+    # the store writes non-finite metrics as null
+    return {k: (math.nan if v is None else float(v)) for k, v in metrics.items()}
+
+
+def near_floor(metric: str, result: Estimate, floor: Estimate) -> bool:
+    """Whether ``result`` cannot be told apart from the floor: one-sided for lower-is-better metrics, two-sided
+    for signed ones (a gap far below the exact value is as wrong as one far above)."""
+    if metric in SIGNED_METRICS:
+        return abs(result.mean - floor.mean) <= math.hypot(result.half_width, floor.half_width)
+    return indistinguishable_from_exact(result, floor)
+
+
+def group_runs(runs: list[dict[str, Any]]) -> list[Group]:
+    """Group the runs of one problem into table rows, aggregate seeds, mark the best and the "≈ exact" rows."""
+    groups: dict[tuple, Group] = {}
+    for run in runs:
+        cls = SOLVERS.get(run["solver"])
+        label = solver_label(run["solver"], run["config"]["options"])
+        key = (run["score"], label, run["budget"], run["n"])
+        if key not in groups:
+            groups[key] = Group(
+                problem=run["problem"],
+                score=run["score"],
+                label=label,
+                solver=run["solver"],
+                kind=cls.kind,
+                adaptive=bool(cls.adaptive),
+                budget=run["budget"],
+                n=run["n"],
+            )
+        groups[key].runs.append(run)
+    out = sorted(groups.values(), key=_order)
+    for g in out:
+        ok = g.ok_runs
+        if ok:
+            g.estimates = summarize([_clean(r["metrics"]) for r in ok])
+            g.floors = {k: Estimate(float(v[0]), float(v[1]), int(v[2])) for k, v in ok[0]["floors"].items()}
+        present = [m for m in MAIN_METRICS if m in g.estimates and m in g.floors]
+        if g.all_ok and len(ok) >= 2 and present:
+            g.exact_like = all(near_floor(m, g.estimates[m], g.floors[m]) for m in present)
+    _mark_best(out)
+    return out
+
+
+def _order(g: Group) -> tuple:
+    score_rank = 0 if g.score == "exact" else 1
+    # adaptive rows go from coarse to fine tolerance, so NFE grows down the table as it does for fixed-step rows
+    budget = -math.inf if g.budget is None else (-g.budget if g.adaptive else g.budget)
+    return (score_rank, g.score, FAMILIES.index(g.family), g.label, g.n, budget)
+
+
+def _mark_best(groups: list[Group]) -> None:
+    # Only rows where every seed finished compete: a mean over the surviving seeds of a diverging solver is biased.
+    for score in {g.score for g in groups}:
+        rows = [g for g in groups if g.score == score and g.all_ok]
+        for metric in MAIN_METRICS:
+            values = [
+                (abs(g.estimates[metric].mean) if metric in SIGNED_METRICS else g.estimates[metric].mean, g)
+                for g in rows
+                if metric in g.estimates
+            ]
+            if values:
+                best = min(v for v, _ in values)
+                for v, g in values:
+                    if v == best:
+                        g.best.add(metric)
+
+
+def main_metrics(groups: list[Group]) -> list[str]:
+    """The main metrics present in any row."""
+    return [m for m in MAIN_METRICS if any(m in g.estimates for g in groups)]
+
+
+def all_metrics(groups: list[Group]) -> list[str]:
+    """Every metric present in any row, main ones first."""
+    seen = dict.fromkeys(main_metrics(groups))
+    for g in groups:
+        seen.update(dict.fromkeys(sorted(g.estimates)))
+    return list(seen)
+
+
+def floors_by_n(groups: list[Group]) -> dict[int, dict[str, Estimate]]:
+    """The noise floors (exact samples of the same n) for each sample size present."""
+    out: dict[int, dict[str, Estimate]] = {}
+    for g in groups:
+        if g.floors:
+            out.setdefault(g.n, g.floors)
+    return out
+
+
+def format_estimate(e: Estimate | None) -> str:
+    """``mean ± half-width``, with the seed count when there is no interval."""
+    if e is None:
+        return "—"
+    if not math.isfinite(e.half_width):
+        return f"{e.mean:.3g} (1 seed)"
+    return f"{e.mean:.3g} ± {e.half_width:.2g}"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def table_cells(groups: list[Group]) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+    """Header and rows of the main table as text cells, each with whether it is a best value (Markdown and HTML
+    share this so they always agree)."""
+    metrics = main_metrics(groups)
+    floors = floors_by_n(groups)
+    many_n = len({g.n for g in groups}) > 1
+    header = ["score", "solver", "budget"] + (["n"] if many_n else []) + ["seeds ok", "status", "NFE", "wall s"]
+    for m in metrics:
+        title = METRIC_TITLES.get(m, m)
+        if len(floors) == 1:  # one sample size: the floor fits in the header
+            floor = next(iter(floors.values())).get(m)
+            title += f" (floor {format_estimate(floor)})" if floor else ""
+        header.append(title)
+    header.append("≈ exact")
+    rows = []
+    for g in groups:
+        cells = [g.score, g.label, g.budget_text] + ([str(g.n)] if many_n else [])
+        cells += [f"{len(g.ok_runs)}/{len(g.runs)}", g.status, _fmt(g.nfe, ".4g"), _fmt(g.wall_s, ".3g")]
+        row = [(c, False) for c in cells]
+        row += [(format_estimate(g.estimates.get(m)), m in g.best) for m in metrics]
+        row.append(({True: "yes", False: "no", None: "—"}[g.exact_like], False))
+        rows.append(row)
+    return header, rows
+
+
+def failures(groups: list[Group]) -> list[dict[str, Any]]:
+    """Every run that did not finish, with its error message."""
+    out = []
+    for g in groups:
+        for r in sorted(g.runs, key=lambda r: r["seed"]):
+            if r["status"] != "ok":
+                out.append(
+                    {
+                        "score": g.score,
+                        "solver": g.label,
+                        "budget": g.budget_text,
+                        "n": g.n,
+                        "seed": r["seed"],
+                        "status": r["status"],
+                        "error": (r["error"] or "").strip() or "(no message)",
+                    }
+                )
+    return out
+
+
+def markdown_table(groups: list[Group]) -> str:
+    """The main table in Markdown (best values in bold), then the floors and the runs that did not finish."""
+    header, rows = table_cells(groups)
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    problem = groups[0].problem
+    lines = [f"## {problem}", "", line(header), "|" + "|".join("---" for _ in header) + "|"]
+    lines += [line([f"**{c}**" if best else c for c, best in row]) for row in rows]
+    lines += [
+        "",
+        "Metrics: mean ± 95% CI half-width over seeds, against the exact p_ε; floor = the same metric for exact "
+        "samples of the same n. **Bold**: best mean in the column for that score (rows where every seed finished;"
+        " log p_ε gap by |mean|). ≈ exact: every metric within its floor (log p_ε gap two-sided; needs ≥ 2 seeds).",
+    ]
+    floors = floors_by_n(groups)
+    if len(floors) > 1:
+        metrics = main_metrics(groups)
+        lines += ["", "Noise floors:", "", line(["n"] + [METRIC_TITLES.get(m, m) for m in metrics])]
+        lines.append("|" + "|".join("---" for _ in range(len(metrics) + 1)) + "|")
+        for n, fl in sorted(floors.items()):
+            lines.append(line([str(n)] + [format_estimate(fl.get(m)) for m in metrics]))
+    bad = failures(groups)
+    if bad:
+        lines += ["", "Runs that did not finish:", ""]
+        lines += [
+            f"- {b['score']} · {b['solver']} · budget {b['budget']} · seed {b['seed']}: **{b['status']}** — "
+            f"{b['error'].splitlines()[0]}"
+            for b in bad
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def summary_frame(groups: list[Group]) -> pd.DataFrame:
+    """The table as raw numbers for the CSV: per metric mean, CI half-width, floor, floor CI, and a best flag."""
+    metrics = all_metrics(groups)
+    records = []
+    for g in groups:
+        rec: dict[str, Any] = {
+            "problem": g.problem,
+            "score": g.score,
+            "solver": g.label,
+            "solver_name": g.solver,
+            "family": g.family,
+            "budget": g.budget,
+            "budget_kind": None if g.budget is None else ("tolerance" if g.adaptive else "nfe"),
+            "n": g.n,
+            "seeds_ok": len(g.ok_runs),
+            "seeds_total": len(g.runs),
+            "status": g.status,
+            "nfe_per_sample": g.nfe,
+            "wall_s": g.wall_s,
+        }
+        for m in metrics:
+            e, f = g.estimates.get(m), g.floors.get(m)
+            rec[f"{m}_mean"] = e.mean if e else np.nan
+            rec[f"{m}_ci"] = e.half_width if e else np.nan
+            rec[f"{m}_floor"] = f.mean if f else np.nan
+            rec[f"{m}_floor_ci"] = f.half_width if f else np.nan
+            if m in MAIN_METRICS:
+                rec[f"{m}_best"] = m in g.best
+        rec["exact_like"] = g.exact_like
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+# -- convergence ------------------------------------------------------------------------------------------------------
+#: Error measures for the convergence plot, in order of preference (the first present is used).
+#: |log p_ε gap| comes first: it is the error of one expectation E[log p_ε(x)] (a weak error), signed, so sampling
+#: noise does not add a positive bias the way it does to a distance such as SW1, and its exact value is 0; the bias
+#: therefore shows as a clean power law of the step until it meets the Monte-Carlo noise.
+CONVERGENCE_METRICS = ("log_density_gap", "mode_std_rel_err_max", "sw1")
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A least-squares slope of log error against log NFE (``slope`` None when too few points clear the noise)."""
+
+    slope: float | None
+    points: int
+    used: tuple[bool, ...]
+
+
+def error_above_floor(metric: str, e: Estimate, floor: Estimate | None) -> tuple[float, float]:
+    """(error, noise) of a result: for signed metrics |mean| (their exact value is 0) with the result's CI
+    half-width; else mean − floor with the combined half-width of result and floor (both means are noisy)."""
+    if metric in SIGNED_METRICS:
+        return abs(e.mean), e.half_width
+    if floor is None:
+        return e.mean, e.half_width
+    return e.mean - floor.mean, math.hypot(e.half_width, floor.half_width)
+
+
+def fit_slope(nfe: list[float], error: list[float], noise: list[float], min_points: int = 3) -> Fit:
+    """Slope of log(error) on log(NFE) by least squares over the points clearly above the noise (error > 2 × noise);
+    not fitted (None) with fewer than ``min_points`` such points."""
+    used = tuple(
+        bool(x > 0 and e > 0 and e > 2 * s and math.isfinite(s)) for x, e, s in zip(nfe, error, noise, strict=True)
+    )
+    xs = [math.log(x) for x, u in zip(nfe, used, strict=True) if u]
+    ys = [math.log(e) for e, u in zip(error, used, strict=True) if u]
+    if len(xs) < min_points or len(set(xs)) < 2:
+        return Fit(None, len(xs), used)
+    slope = float(np.polyfit(xs, ys, 1)[0])
+    return Fit(slope, len(xs), used)
+
+
+def convergence_metric(groups: list[Group]) -> str | None:
+    """The error measure used for the convergence plot (first of :data:`CONVERGENCE_METRICS` present)."""
+    present = set(all_metrics(groups))
+    return next((m for m in CONVERGENCE_METRICS if m in present), None)
+
+
+def series(groups: list[Group]) -> dict[tuple[str, str, int], list[Group]]:
+    """Rows of the same (score, solver label, n) across budgets, in increasing NFE, for lines in the plots."""
+    out: dict[tuple[str, str, int], list[Group]] = {}
+    for g in groups:
+        out.setdefault((g.score, g.label, g.n), []).append(g)
+    return out
+
+
+def convergence_fits(groups: list[Group], metric: str | None = None) -> dict[tuple[str, str, int], Fit]:
+    """The fitted slope for each fixed-step series (adaptive solvers choose their own steps: no order to fit)."""
+    metric = metric or convergence_metric(groups)
+    out = {}
+    for key, rows in series(groups).items():
+        rows = [g for g in rows if not g.adaptive and metric in g.estimates and g.nfe]
+        if not rows:
+            continue
+        pairs = [error_above_floor(metric, g.estimates[metric], g.floors.get(metric)) for g in rows]
+        out[key] = fit_slope([g.nfe for g in rows], [p[0] for p in pairs], [p[1] for p in pairs])
+    return out

@@ -1,0 +1,270 @@
+"""The sweep report: tables, plots and HTML from a store, on synthetic rows whose numbers we chose (so the best
+values, statuses and slopes are known) and on one small real sweep."""
+
+from __future__ import annotations
+
+import base64
+import math
+import sqlite3
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sdebench.errors import UserError
+from sdebench.reports import build_report
+from sdebench.reports import report as report_module
+from sdebench.reports.tables import convergence_fits, fit_slope, group_runs
+from sdebench.sweeps import RunResult, Store, expand_sweep, solver_label
+
+SWEEP = {
+    "sweep": [
+        {
+            "problems": ["ve-gmm2"],
+            "scores": ["exact"],
+            "solvers": [{"name": "em"}, {"name": "edm-heun"}, {"name": "pc", "snr": [0.08]}, {"name": "scipy-rk45"}],
+            "budgets": [10, 20, 40, 80],
+            "tolerances": [1e-2, 1e-3],
+            "seeds": [0, 1, 2],
+            "n": [1000],
+        }
+    ]
+}
+FLOOR_SW1 = 0.01
+# edm-heun at NFE 80 is made the best SW1; em follows |gap| = 3 NFE^-2 exactly up to a tiny seed noise.
+BEST = ("edm-heun", 80.0)
+
+
+def _synthetic_metrics(solver: str, budget: float | None, seed: int, adaptive: bool) -> dict[str, float]:
+    nfe = 40.0 / budget if adaptive else budget  # adaptive: finer tolerance, more NFE (1e-2 -> 4000, 1e-3 -> 40000)
+    wiggle = 1 + 1e-3 * (seed - 1)  # mean over seeds 0, 1, 2 is exactly the noiseless value
+    sw1 = FLOOR_SW1 + (0.5 if solver != BEST[0] else 0.2) / nfe
+    if (solver, budget) == BEST:
+        sw1 = FLOOR_SW1 * 0.99  # below the floor: sampling noise
+    return {
+        "sw1": sw1 * wiggle,
+        "energy": 1e-4 * wiggle,
+        "log_density_gap": -3.0 * nfe**-2 * wiggle,
+        "mode_max_dev_se": 1.0 * wiggle,
+    }
+
+
+def _fill(store: Store) -> list:
+    """Synthetic results for every run of SWEEP; em at NFE 10 diverges on seed 2, scipy-rk45 at 1e-2 always fails."""
+    specs = expand_sweep(SWEEP)
+    floors = {"sw1": [FLOOR_SW1, 0.001, 5], "energy": [1e-4, 1e-5, 5], "log_density_gap": [0.0, 1e-4, 5]}
+    floors["mode_max_dev_se"] = [1.0, 0.5, 5]
+    rng = np.random.default_rng(0)
+    for spec in specs:
+        adaptive = spec.solver == "scipy-rk45"
+        result = RunResult(key=spec.key, status="ok", config=spec.resolved())
+        if spec.solver == "em" and spec.budget == 10 and spec.seed == 2:
+            result.status, result.error = "diverged", "NaN at step 3"
+        elif adaptive and spec.budget == 1e-2:
+            result.status, result.error = "failed", "RuntimeError: boom"
+        else:
+            result.metrics = _synthetic_metrics(spec.solver, spec.budget, spec.seed, adaptive)
+            result.floors = floors
+            result.nfe = result.nfe_per_sample = 40.0 / spec.budget if adaptive else spec.budget
+            result.wall_s = 0.01
+            result.preview = rng.normal(size=(500, 2)).astype(np.float32)
+        store.record(result)
+    return specs
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list, list[Path]]:
+    """A synthetic store, its report folder, the specs and the files written."""
+    root = tmp_path_factory.mktemp("report")
+    with Store(root / "runs.db") as store:
+        specs = _fill(store)
+    files = build_report(root / "runs.db", root / "out")
+    return root / "runs.db", root / "out", specs, files
+
+
+def _markdown_rows(text: str) -> list[list[str]]:
+    """Body rows of the first Markdown table, as cells without bold markers."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    return [[c.strip().strip("*") for c in line.strip("|").split(" | ")] for line in lines[2:]]
+
+
+def test_files_written(synthetic) -> None:
+    _, out, _, files = synthetic
+    names = {p.relative_to(out).as_posix() for p in files}
+    expected = {"table.md", "table.csv", "work_precision.png", "convergence.png", "density.png", "report.html"}
+    assert names == {f"ve-gmm2/{n}" for n in expected} | {"index.html"}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert on_disk == names  # no temporary file left behind
+    for p in files:
+        if p.suffix == ".png":
+            assert p.read_bytes().startswith(b"\x89PNG")
+
+
+def test_markdown_one_row_per_score_solver_budget(synthetic) -> None:
+    _, out, specs, _ = synthetic
+    rows = _markdown_rows((out / "ve-gmm2" / "table.md").read_text())
+    expected = {("exact", solver_label(s.solver, s.options), s.budget) for s in specs}
+    assert len(rows) == len(expected) == 4 * 3 + 2  # em, edm-heun, pc × 4 budgets; rk45 × 2 tolerances
+    shown = {(r[0], r[1], r[2]) for r in rows}
+    budget_text = {b: (f"tol {b:.0e}" if b < 1 else f"{b:g}") for _, _, b in expected}
+    assert shown == {(score, label, budget_text[b]) for score, label, b in expected}
+
+
+def test_csv_raw_numbers_and_best(synthetic) -> None:
+    _, out, _, _ = synthetic
+    frame = pd.read_csv(out / "ve-gmm2" / "table.csv")
+    for column in ("sw1_mean", "sw1_ci", "sw1_floor", "nfe_per_sample", "wall_s", "log_density_gap_mean"):
+        assert pd.api.types.is_float_dtype(frame[column]), column
+    best = frame[frame["sw1_best"]]
+    assert list(zip(best["solver"], best["budget"], strict=True)) == [BEST]
+    # seed wiggles are symmetric, so the mean is the noiseless value
+    row = frame[(frame["solver"] == "em") & (frame["budget"] == 40)].iloc[0]
+    assert row["sw1_mean"] == pytest.approx(FLOOR_SW1 + 0.5 / 40, rel=1e-9)
+    assert row["sw1_ci"] > 0 and row["seeds_ok"] == 3
+    # the gap is signed: the best is the smallest |mean|, i.e. the largest NFE among rows where every seed finished
+    gap_best = frame[frame["log_density_gap_best"]]
+    assert list(gap_best["solver"]) == ["scipy-rk45"] and gap_best["budget"].iloc[0] == pytest.approx(1e-3)
+    # a row whose every seed failed has no numbers and no best mark
+    failed = frame[frame["status"].str.startswith("failed")].iloc[0]
+    assert math.isnan(failed["sw1_mean"]) and not failed["sw1_best"]
+
+
+def test_diverged_and_failed_visible(synthetic) -> None:
+    _, out, _, _ = synthetic
+    text = (out / "ve-gmm2" / "table.md").read_text()
+    rows = {(r[1], r[2]): r for r in _markdown_rows(text)}
+    assert rows[("em", "10")][4] == "diverged (1/3)" and rows[("em", "10")][3] == "2/3"
+    assert rows[("scipy-rk45", "tol 1e-02")][4] == "failed (3/3)"
+    assert rows[("em", "20")][4] == "ok"
+    assert "NaN at step 3" in text and "RuntimeError: boom" in text
+    html = (out / "ve-gmm2" / "report.html").read_text()
+    assert "diverged (1/3)" in html and "failed (3/3)" in html and "NaN at step 3" in html
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "table":
+            self.tables.append(attributes.get("class") or "")
+        if tag == "img":
+            self.images.append(attributes.get("src") or "")
+
+
+@pytest.mark.parametrize("page", ["ve-gmm2/report.html", "index.html"])
+def test_html_self_contained(synthetic, page: str) -> None:
+    _, out, _, _ = synthetic
+    parser = _Collect()
+    parser.feed((out / page).read_text())
+    parser.close()
+    assert parser.tables == ["header", "main", "failures", "slopes"]
+    assert len(parser.images) == 3
+    for src in parser.images:
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        assert base64.b64decode(src[len(prefix) :], validate=True).startswith(b"\x89PNG")
+
+
+def test_fitted_slope_recovers_power_law(synthetic) -> None:
+    store_path, _, _, _ = synthetic
+    with Store(store_path, readonly=True) as store:
+        groups = group_runs(store.runs())
+    fits = convergence_fits(groups)
+    # em's |gap| = 3 NFE^-2: the diverged NFE-10 row still has two seeds (wiggles ±0.1% shift its mean by 0.05%)
+    assert fits[("exact", "em", 1000)].slope == pytest.approx(-2.0, abs=0.05)
+    assert ("exact", "scipy-rk45", 1000) not in fits  # adaptive: no order to fit
+
+
+def test_fit_slope_needs_points_above_noise() -> None:
+    nfe = [10.0, 20.0, 40.0, 80.0]
+    error = [5 * x**-1.5 for x in nfe]
+    assert fit_slope(nfe, error, [0.0] * 4).slope == pytest.approx(-1.5, abs=1e-9)
+    # only two points clear twice their noise: not fitted rather than a slope flattened by the noise
+    fit = fit_slope(nfe, error, [0.01, 0.02, 0.05, 0.05])
+    assert fit.slope is None and fit.used == (True, True, False, False)
+
+
+def _no_files(path: Path) -> bool:
+    return not path.exists() or not any(path.rglob("*"))
+
+
+def test_bad_store_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(UserError) as err:
+        build_report(tmp_path / "missing.db", out)
+    assert err.value.field == "store"
+    (tmp_path / "notes.txt").write_text("not a database")
+    with pytest.raises(UserError) as err:
+        build_report(tmp_path / "notes.txt", out)
+    assert err.value.field == "store"
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("CREATE TABLE t (x)")
+    other.close()
+    with pytest.raises(UserError, match="not an sdebench store"):
+        build_report(tmp_path / "other.db", out)
+    Store(tmp_path / "empty.db").close()
+    with pytest.raises(UserError, match="holds no runs") as err:
+        build_report(tmp_path / "empty.db", out)
+    assert err.value.field == "store"
+    assert not out.exists()
+
+
+def test_bad_out_and_budget_write_nothing(synthetic, tmp_path: Path) -> None:
+    store_path = synthetic[0]
+    with pytest.raises(UserError) as err:
+        build_report(store_path, tmp_path / "no" / "such" / "out")
+    assert err.value.field == "out"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError) as err:
+        build_report(store_path, tmp_path / "file")
+    assert err.value.field == "out"
+    with pytest.raises(UserError, match="present: 10, 20, 40, 80") as err:
+        build_report(store_path, tmp_path / "out", density_budget=30)
+    assert err.value.field == "budget"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "no").exists()
+
+
+def test_failure_while_rendering_leaves_nothing(synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("plot failed")
+
+    monkeypatch.setattr(report_module, "work_precision_png", broken)
+    with pytest.raises(RuntimeError, match="plot failed"):
+        build_report(synthetic[0], tmp_path / "out")
+    assert _no_files(tmp_path / "out")
+
+
+def test_real_sweep(tmp_path: Path) -> None:
+    """A small real sweep end to end: exact score, an SDE and an ODE solver, two seeds."""
+    from sdebench.sweeps.executors import make_executor
+    from sdebench.sweeps.sweep import prepare_scores, run_sweep
+
+    config = {
+        "sweep": [
+            {
+                "problems": ["ve-gmm2"],
+                "scores": ["exact"],
+                "solvers": [{"name": "em"}, {"name": "dpmpp-2m"}],
+                "budgets": [10, 40],
+                "seeds": [0, 1],
+                "n": [500],
+                "metrics": ["sliced_wasserstein", "log_density", "mode_balance"],
+            }
+        ]
+    }
+    runs = expand_sweep(config)
+    with Store(tmp_path / "runs.db") as store:
+        run_sweep(runs, store, make_executor("serial", 1), prepare_scores(runs, progress=False), progress=False)
+    files = build_report(tmp_path / "runs.db", tmp_path / "out", density_budget=40)
+    table = (tmp_path / "out" / "ve-gmm2" / "table.md").read_text()
+    rows = _markdown_rows(table)
+    assert sorted((r[1], r[2]) for r in rows) == [("dpmpp-2m", "10"), ("dpmpp-2m", "40"), ("em", "10"), ("em", "40")]
+    assert all(r[3] == "2/2" and r[4] == "ok" for r in rows)
+    assert "SW1 (floor" in table and "energy" not in table  # only the metrics that were computed
+    assert all(p.stat().st_size > 0 for p in files)

@@ -1,0 +1,219 @@
+"""Running sweeps: resumable after SIGKILL, safe with two sweeps on one store, identical on every executor.
+
+The sweeps here are small (n = 2000, a handful of solvers) so that the whole file runs in well under a minute;
+each property is checked against an uninterrupted serial run of the same config, number for number.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdebench.cli import main
+from sdebench.sweeps import Store, load_sweep
+
+# ~40 runs of 0.02–0.3 s each: long enough to be killed mid-way several times.
+KILL_SWEEP = """
+[[sweep]]
+problems = ["ve-gmm2"]
+solvers = [{ name = "em" }, { name = "edm-heun" }, { name = "pc", snr = [0.08, 0.16] }]
+budgets = [32, 64, 128, 256]
+seeds = [0, 1]
+n = [2000]
+metrics = ["sliced_wasserstein", "mode_balance", "energy"]
+"""
+
+SMALL_SWEEP = """
+[[sweep]]
+problems = ["ve-gmm2"]
+solvers = [{ name = "em" }, { name = "dpmpp-2m", grid = "log-sigma" }, { name = "torchsde-srk" }]
+budgets = [16, 32]
+seeds = [0, 1]
+n = [2000]
+
+[[sweep]]
+problems = ["ve-gmm2"]
+solvers = [{ name = "scipy-rk45" }, { name = "ggf" }]
+tolerances = [0.1]
+seeds = [0]
+n = [2000]
+"""
+
+# The Langevin corrector's step is 2·(snr·‖z‖/‖s‖)²: with snr = 1e100 the samples overflow to inf within a few steps
+# (with 1e30 they merely reach 1e57, finite, and are stored as a bad but ok result).
+DIVERGING_SWEEP = """
+[[sweep]]
+problems = ["ve-gmm2"]
+solvers = [{ name = "pc", snr = 1e100 }, { name = "em" }]
+budgets = [40]
+seeds = [0, 1]
+n = [1000]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def sweep_cli(*args) -> list[str]:
+    return [sys.executable, "-m", "sdebench.cli", "sweep", *map(str, args), "--quiet"]
+
+
+def stored(path: Path) -> dict[str, tuple]:
+    """Every run's status, metrics and NFE by key (what must not depend on how the sweep was executed)."""
+    with Store(path, readonly=True) as store:
+        assert store.integrity() == "ok"
+        return {r["key"]: (r["status"], r["metrics"], r["nfe"]) for r in store.runs()}
+
+
+def row_count(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM runs").fetchone()
+
+
+@pytest.fixture(scope="module")
+def reference_runs(tmp_path_factory) -> dict[Path, dict]:
+    """Uninterrupted serial runs of each config, computed in-process once."""
+    root = tmp_path_factory.mktemp("reference")
+    out = {}
+    for name, text in (("kill", KILL_SWEEP), ("small", SMALL_SWEEP)):
+        config = write(root, text, f"{name}.toml")
+        assert main(["sweep", str(config), "--store", str(root / f"{name}.db"), "--quiet"]) == 0
+        out[name] = stored(root / f"{name}.db")
+    return out
+
+
+def test_rerun_skips_finished_runs(tmp_path, reference_runs, capsys):
+    config = write(tmp_path, SMALL_SWEEP)
+    store = tmp_path / "runs.db"
+    assert main(["sweep", str(config), "--store", str(store), "--quiet"]) == 0
+    assert stored(store) == reference_runs["small"]
+    capsys.readouterr()
+    assert main(["sweep", str(config), "--store", str(store), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    total = len(load_sweep(config))
+    assert f"{total} runs: nothing new; {total} skipped" in out
+    assert main(["sweep", str(config), "--store", str(store), "--dry-run"]) == 0
+    assert f"{total} runs: {total} done, 0 diverged, 0 failed, 0 pending" in capsys.readouterr().out
+
+
+def test_sigkill_then_rerun_gives_every_run_once_with_identical_numbers(tmp_path, reference_runs):
+    config = write(tmp_path, KILL_SWEEP)
+    store = tmp_path / "runs.db"
+    rng = random.Random(2026)
+    kills = 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for _ in range(8):
+        process = subprocess.Popen(sweep_cli(config, "--store", store), env=env, stderr=subprocess.DEVNULL)
+        # wait until the store exists and holds a run, then kill at a random moment a little later
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if store.exists() and row_count(store)[0] > 0:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.0))
+        if process.poll() is not None:
+            break  # finished before the kill
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        kills += 1
+        if kills >= 3:
+            break
+    assert kills >= 3, "the sweep finished before it could be killed three times"
+    count, distinct = row_count(store)
+    assert 0 < count < len(reference_runs["kill"]), "the kills should have left the sweep part-done"
+    final = subprocess.run(sweep_cli(config, "--store", store), env=env, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    count, distinct = row_count(store)
+    assert count == distinct == len(reference_runs["kill"])
+    assert stored(store) == reference_runs["kill"]
+
+
+def test_two_sweeps_at_once_on_one_store(tmp_path, reference_runs):
+    config = write(tmp_path, KILL_SWEEP)
+    store = tmp_path / "runs.db"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    processes = [
+        subprocess.Popen(sweep_cli(config, "--store", store), env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    count, distinct = row_count(store)
+    assert count == distinct == len(reference_runs["kill"])
+    assert stored(store) == reference_runs["kill"]
+    # each run was stored by exactly one of the two sweeps (the other skipped it or found it stored)
+    with Store(store, readonly=True) as s:
+        assert {r["attempts"] for r in s.runs()} == {1}
+
+
+@pytest.mark.parametrize("executor", ["pool", "dask"])
+def test_executors_give_identical_numbers(tmp_path, reference_runs, executor):
+    config = write(tmp_path, SMALL_SWEEP)
+    store = tmp_path / "runs.db"
+    args = ["sweep", str(config), "--store", str(store), "--workers", "2", "--executor", executor, "--quiet"]
+    assert main(args) == 0
+    assert stored(store) == reference_runs["small"]
+    with Store(store, readonly=True) as s:
+        pids = {r["env"]["pid"] for r in s.runs()}
+    assert os.getpid() not in pids, "runs should have been computed by worker processes"
+
+
+def test_seed_depends_on_run_not_on_order(tmp_path, reference_runs):
+    """The same run inside a differently ordered, smaller sweep gives the same numbers."""
+    reordered = SMALL_SWEEP.replace('{ name = "em" }, { name = "dpmpp-2m", grid = "log-sigma" }', '{ name = "em" }')
+    reordered = reordered.replace("seeds = [0, 1]", "seeds = [1, 0]")
+    config = write(tmp_path, reordered)
+    assert main(["sweep", str(config), "--store", str(tmp_path / "r.db"), "--quiet"]) == 0
+    mine = stored(tmp_path / "r.db")
+    assert mine and all(reference_runs["small"][k] == v for k, v in mine.items())
+
+
+def test_diverged_run_is_stored_and_sweep_completes(tmp_path, capsys):
+    config = write(tmp_path, DIVERGING_SWEEP)
+    store = tmp_path / "runs.db"
+    assert main(["sweep", str(config), "--store", str(store), "--quiet"]) == 0
+    with Store(store, readonly=True) as s:
+        runs = {(r["solver"], r["seed"]): r for r in s.runs()}
+    assert len(runs) == 4
+    assert {runs["pc", seed]["status"] for seed in (0, 1)} == {"diverged"}
+    assert "NaN" in runs["pc", 0]["error"] or "inf" in runs["pc", 0]["error"]
+    assert {runs["em", seed]["status"] for seed in (0, 1)} == {"ok"}
+    assert "2 ok, 2 diverged" in capsys.readouterr().out
+    # diverged runs are skipped on a rerun, and rerun (diverging again) with --retry-failed
+    assert main(["sweep", str(config), "--store", str(store), "--quiet"]) == 0
+    assert "4 skipped" in capsys.readouterr().out
+    assert main(["sweep", str(config), "--store", str(store), "--quiet", "--retry-failed"]) == 0
+    assert "2 diverged; 2 skipped" in capsys.readouterr().out
+    with Store(store, readonly=True) as s:
+        assert {r["attempts"] for r in s.runs() if r["solver"] == "pc"} == {2}
+    # and the report shows them as diverged
+    out = tmp_path / "report"
+    assert main(["report", "--store", str(store), "--out", str(out)]) == 0
+    table = (out / "ve-gmm2" / "table.md").read_text()
+    assert "diverged (2/2)" in table
+    assert "diverged" in (out / "index.html").read_text()
+
+
+def test_keep_samples_saves_npy_beside_store(tmp_path):
+    config = write(tmp_path, DIVERGING_SWEEP.replace('{ name = "pc", snr = 1e100 }, ', ""))
+    store = tmp_path / "runs.db"
+    assert main(["sweep", str(config), "--store", str(store), "--quiet", "--keep-samples"]) == 0
+    with Store(store, readonly=True) as s:
+        for run in s.runs():
+            samples = np.load(run["samples_path"])
+            assert samples.shape == (1000, 2) and samples.dtype == np.float64
+            assert Path(run["samples_path"]).parent == tmp_path / "runs.db.samples"
+            np.testing.assert_array_equal(samples.astype(np.float32), s.preview(run["key"]))
