@@ -6,6 +6,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 OUT ?= out
+WORKERS ?= 2
 
 .PHONY: demo test setup clean
 
@@ -17,10 +18,12 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# The default solver comparison: every solver × budgets × 3 seeds × exact and trained score, resumable (a rerun
+# skips finished runs), then the report in $(OUT)/report/index.html.
 demo: $(BIN)/.installed
 	mkdir -p $(OUT)
-	$(BIN)/sdebench sample --problem ve-gmm2 --score trained --solver em --steps 1000 --n 100000 --seed 0 \
-		--out $(OUT)/samples.npy --plot $(OUT)/density.png
+	$(BIN)/sdebench sweep configs/default.toml --store $(OUT)/runs.db --workers $(WORKERS)
+	$(BIN)/sdebench report --store $(OUT)/runs.db --out $(OUT)/report
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .

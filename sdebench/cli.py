@@ -402,11 +402,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sdebench.reports import build_report
 
     written = build_report(args.store, args.out, density_budget=args.budget)
-    tables = [p for p in written if p.name == "table.md"]
-    for path in tables:
-        print(path.read_text())
-    html = [p for p in written if p.suffix == ".html"]
-    print(f"report: {html[0] if html else args.out} ({len(written)} files in {args.out})")
+    for path in written:
+        if path.name == "summary.md":
+            print(path.read_text())
+    index = Path(args.out) / "index.html"
+    print(f"report: {index} (self-contained page); per problem: table.md, table.csv and PNG plots")
+    print(f"{len(written)} files in {args.out}")
     return 0
 
 

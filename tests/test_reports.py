@@ -93,7 +93,8 @@ def _markdown_rows(text: str) -> list[list[str]]:
 def test_files_written(synthetic) -> None:
     _, out, _, files = synthetic
     names = {p.relative_to(out).as_posix() for p in files}
-    expected = {"table.md", "table.csv", "work_precision.png", "convergence.png", "density.png", "report.html"}
+    expected = {"summary.md", "table.md", "table.csv", "work_precision.png", "convergence.png", "density.png"}
+    expected.add("report.html")
     assert names == {f"ve-gmm2/{n}" for n in expected} | {"index.html"}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert on_disk == names  # no temporary file left behind
@@ -163,7 +164,7 @@ def test_html_self_contained(synthetic, page: str) -> None:
     parser = _Collect()
     parser.feed((out / page).read_text())
     parser.close()
-    assert parser.tables == ["header", "main", "failures", "slopes"]
+    assert parser.tables == ["header", "summary", "main", "failures", "slopes"]
     assert len(parser.images) == 3
     for src in parser.images:
         prefix = "data:image/png;base64,"
@@ -268,3 +269,15 @@ def test_real_sweep(tmp_path: Path) -> None:
     assert all(r[3] == "2/2" and r[4] == "ok" for r in rows)
     assert "SW1 (floor" in table and "energy" not in table  # only the metrics that were computed
     assert all(p.stat().st_size > 0 for p in files)
+
+
+def test_summary_cheapest_exact_like_needs_every_larger_budget():
+    """The summary names the smallest budget from which every larger one is ≈ exact (a lone lucky pass is not it)."""
+    from sdebench.reports.tables import Group, _cheapest_exact_like
+
+    def group(budget, flag):
+        run = {"status": "ok", "nfe_per_sample": float(budget), "wall_s": 0.1, "seed": 0}
+        return Group("p", "exact", "em", "em", "sde", False, float(budget), 100, [run], exact_like=flag)
+
+    assert _cheapest_exact_like([group(8, True), group(16, False), group(32, True), group(64, True)]) == "32 NFE"
+    assert _cheapest_exact_like([group(8, True), group(16, False)]) == "not within 16 NFE"

@@ -6,7 +6,7 @@ import base64
 import html
 from typing import Any
 
-from sdebench.reports.tables import Group, failures, table_cells
+from sdebench.reports.tables import Group, failures, summary_cells, table_cells
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem auto; max-width: 1500px;
@@ -85,6 +85,13 @@ def problem_section(
 ) -> str:
     """Everything about one problem: reference, main table, unfinished runs, fitted slopes (header, rows), plots."""
     parts = [f'<h2 id="{e(anchor)}">{e(problem)}</h2>', f'<p class="note">{e(reference)}</p>', "<h3>Results</h3>"]
+    summary_header, summary_rows = summary_cells(groups)
+    parts.append(table(summary_header, summary_rows, text_columns=2, cls="summary"))
+    parts.append(
+        '<p class="note">Cheapest ≈ exact: the smallest budget from which every larger budget of the solver is '
+        "indistinguishable from exact sampling (every metric within its noise floor over the seeds).</p>"
+    )
+    parts.append("<h3>All results</h3>")
     parts.append(main_table(groups))
     parts.append(
         '<p class="note">Mean ± 95% CI half-width over seeds (Student t). Floor = the same metric for exact samples '

@@ -29,6 +29,7 @@ from sdebench.reports.tables import (
     convergence_fits,
     convergence_metric,
     group_runs,
+    markdown_summary,
     markdown_table,
     summary_frame,
 )
@@ -148,6 +149,7 @@ def _render(store: Store, runs: list[dict[str, Any]], density_budget: float | No
             f"Reference: the exact p_ε of {groups[0].problem} at t_end = ε = {t_end:g} (σ(ε) = "
             f"{float(problem.sde.sigma(t_end)):.4g}), i.e. the data convolved with N(0, σ(ε)² I)."
         )
+        files[Path(folder) / "summary.md"] = markdown_summary(groups).encode()
         files[Path(folder) / "table.md"] = (f"{reference}\n\n" + markdown_table(groups)).encode()
         files[Path(folder) / "table.csv"] = summary_frame(groups).to_csv(index=False).encode()
         plots = {

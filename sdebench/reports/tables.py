@@ -297,6 +297,63 @@ def markdown_table(groups: list[Group]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_cells(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
+    """The report's headline: per solver, the cheapest budget from which every larger budget is ≈ exact, per score.
+
+    "From which every larger one is too" rather than "the first": with 3 seeds a lucky low budget can pass alone.
+    A cell reads e.g. "32 NFE (SW1 0.0071)", or "not within 128 NFE" (the largest budget tried), or "diverged".
+    """
+    scores = sorted({g.score for g in groups}, key=lambda s: (s != "exact", s))
+    by_solver: dict[tuple[str, str], dict[str, list[Group]]] = {}
+    for g in groups:
+        by_solver.setdefault((g.family, g.label), {}).setdefault(g.score, []).append(g)
+    header = ["solver", "kind"] + [f"{s} score: cheapest ≈ exact" for s in scores]
+    rows = []
+    for (family, label), per_score in sorted(by_solver.items(), key=lambda kv: (FAMILIES.index(kv[0][0]), kv[0][1])):
+        row = [label, family]
+        for score in scores:
+            series_ = sorted(per_score.get(score, []), key=lambda g: (g.nfe is None, g.nfe or 0.0))
+            row.append(_cheapest_exact_like(series_) if series_ else "—")
+        rows.append(row)
+    return header, rows
+
+
+def _cheapest_exact_like(series_: list[Group]) -> str:
+    if not any(g.all_ok for g in series_):
+        return series_[0].status
+    cheapest = None
+    for g in reversed(series_):  # from the largest budget down, while every row is ≈ exact
+        if g.exact_like is not True:
+            break
+        cheapest = g
+    if cheapest is None:
+        largest = series_[-1]
+        tried = largest.budget_text if largest.adaptive else f"{largest.budget_text} NFE"
+        return f"not within {tried}" + ("" if largest.all_ok else f" ({largest.status})")
+    sw1 = cheapest.estimates.get("sw1")
+    where = cheapest.budget_caption if cheapest.adaptive else f"{cheapest.nfe:.3g} NFE"
+    nfe = f", {cheapest.nfe:.3g} NFE" if cheapest.adaptive and cheapest.nfe is not None else ""
+    return where + nfe + (f" (SW1 {sw1.mean:.2g})" if sw1 else "")
+
+
+def markdown_summary(groups: list[Group]) -> str:
+    """:func:`summary_cells` as a Markdown table with its explanation."""
+    header, rows = summary_cells(groups)
+    lines = [f"## {groups[0].problem}: summary", "", _md_line(header), "|" + "|".join("---" for _ in header) + "|"]
+    lines += [_md_line(r) for r in rows]
+    lines += [
+        "",
+        "Cheapest ≈ exact: the smallest budget from which every larger budget of the solver is indistinguishable "
+        "from exact sampling (every metric within its noise floor, over the seeds); NFE = score evaluations per "
+        "sample. The full table follows.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _md_line(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
 def summary_frame(groups: list[Group]) -> pd.DataFrame:
     """The table as raw numbers for the CSV: per metric mean, CI half-width, floor, floor CI, and a best flag."""
     metrics = all_metrics(groups)
