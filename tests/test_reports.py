@@ -186,8 +186,8 @@ def test_fit_slope_needs_points_above_noise() -> None:
     nfe = [10.0, 20.0, 40.0, 80.0]
     error = [5 * x**-1.5 for x in nfe]
     assert fit_slope(nfe, error, [0.0] * 4).slope == pytest.approx(-1.5, abs=1e-9)
-    # only two points clear twice their noise: not fitted rather than a slope flattened by the noise
-    fit = fit_slope(nfe, error, [0.01, 0.02, 0.05, 0.05])
+    # only two points clear their noise: not fitted rather than a slope flattened by the noise
+    fit = fit_slope(nfe, error, [0.01, 0.02, 0.1, 0.1])
     assert fit.slope is None and fit.used == (True, True, False, False)
 
 
@@ -281,3 +281,12 @@ def test_summary_cheapest_exact_like_needs_every_larger_budget():
 
     assert _cheapest_exact_like([group(8, True), group(16, False), group(32, True), group(64, True)]) == "32 NFE"
     assert _cheapest_exact_like([group(8, True), group(16, False)]) == "not within 16 NFE"
+
+
+def test_fit_slope_leaves_out_pre_asymptotic_errors() -> None:
+    """Errors of 10⁷ at 4 NFE collapsing to 1e-2 would pass for a slope of −10; only errors below 1 are fitted."""
+    nfe = [4.0, 8.0, 16.0, 32.0, 64.0]
+    error = [1e7, 0.2, 0.1, 0.05, 0.025]
+    fit = fit_slope(nfe, error, [0.0] * 5)
+    assert fit.used == (False, True, True, True, True)
+    assert fit.slope == pytest.approx(-1.0, abs=1e-9)

@@ -217,3 +217,63 @@ def test_keep_samples_saves_npy_beside_store(tmp_path):
             assert samples.shape == (1000, 2) and samples.dtype == np.float64
             assert Path(run["samples_path"]).parent == tmp_path / "runs.db.samples"
             np.testing.assert_array_equal(samples.astype(np.float32), s.preview(run["key"]))
+
+
+# -- bad input: exit 2, one line naming the field, nothing written ---------------------------------------------------
+GOOD_BLOCK = '[[sweep]]\nproblems = ["ve-gmm2"]\nsolvers = [{ name = "em" }]\nbudgets = [8]\nn = [100]\n'
+
+
+@pytest.mark.parametrize(
+    "text, field, mention",
+    [
+        (GOOD_BLOCK.replace('"em"', '"emm"'), "sweep[0].solvers[0].name", "unknown solver"),
+        (GOOD_BLOCK.replace('"ve-gmm2"', '"ve-gmm3"'), "sweep[0].problems[0]", "ve-gmm3"),
+        (GOOD_BLOCK.replace("n = [100]", 'n = ["many"]'), "sweep[0].n[0]", "must be an integer"),
+        (GOOD_BLOCK.replace("budgets = [8]", "budgets = [-8]"), "sweep[0].budgets[0]", "must be > 0"),
+        (GOOD_BLOCK.replace('{ name = "em" }', '{ name = "pc", snr = [0.1, -1.0] }'), "sweep[0].solvers[0].snr[1]", ""),
+        (GOOD_BLOCK.replace("budgets = [8]", "budgets = []"), "sweep[0].budgets", "empty grid"),
+        (GOOD_BLOCK + "colour = 1\n", "sweep[0].colour", "unknown key"),
+        (GOOD_BLOCK + 'scores = [{ name = "trained", stepz = 3 }]\n', "sweep[0].scores[0].stepz", "unknown key"),
+        (GOOD_BLOCK + 'scores = [{ name = "trained", lr = -1.0 }]\n', "sweep[0].scores[0].lr", "must be > 0"),
+        (GOOD_BLOCK + 'scores = [{ name = "trained", arch = "cnn" }]\n', "sweep[0].scores[0].arch", "cnn"),
+        (GOOD_BLOCK.replace("[[sweep]]", "[[sweep]"), "", "malformed TOML"),
+    ],
+    ids=["solver", "problem", "type", "range", "param-range", "empty", "key", "score-key", "lr", "arch", "toml"],
+)
+def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys, text, field, mention):
+    from tests.test_cli_errors import assert_fails
+
+    config = write(tmp_path, text)
+    store = tmp_path / "runs.db"
+    args = ["sweep", config, "--store", store]
+    assert_fails(args, capsys, tmp_path, field or str(config), mention, prefix=bool(field))
+    assert not store.exists()
+
+
+def test_unreadable_config_and_foreign_store(tmp_path, capsys):
+    from tests.test_cli_errors import assert_fails
+
+    assert_fails(["sweep", tmp_path / "missing.toml", "--store", tmp_path / "r.db"], capsys, tmp_path, "config")
+    config = write(tmp_path, GOOD_BLOCK)
+    foreign = tmp_path / "notes.db"
+    foreign.write_text("these are my notes\n")
+    assert_fails(["sweep", config, "--store", foreign], capsys, tmp_path, "store", "not an sdebench store")
+    assert foreign.read_text() == "these are my notes\n"
+    assert_fails(["report", "--store", foreign, "--out", tmp_path / "rep"], capsys, tmp_path, "store")
+    assert_fails(["report", "--store", tmp_path / "none.db", "--out", tmp_path / "rep"], capsys, tmp_path, "store")
+
+
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        (["--workers", "0"], "workers"),
+        (["--executor", "cluster"], "executor"),
+        (["--scheduler", "tcp://127.0.0.1:1"], "scheduler"),
+        (["--executor", "serial", "--workers", "2"], "workers"),
+    ],
+)
+def test_bad_executor_options(tmp_path, capsys, extra, field):
+    from tests.test_cli_errors import assert_fails
+
+    config = write(tmp_path, GOOD_BLOCK)
+    assert_fails(["sweep", config, "--store", tmp_path / "runs.db", *extra], capsys, tmp_path, field)

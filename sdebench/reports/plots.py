@@ -313,7 +313,7 @@ def convergence_png(groups: list) -> bytes:
     )
     fig.suptitle(
         f"{groups[0].problem}: convergence of the fixed-step solvers (means over seeds)\n{why}\nslope: least squares "
-        "on log-log over the filled points (error > 2 × its 95% CI); open points are not used; needs ≥ 3",
+        "on log-log over the filled points (95% CI < error < 1: significant, and asymptotic); needs ≥ 3",
         fontsize=9.5,
     )
     return figure_png(fig)
