@@ -339,16 +339,13 @@ def _store_for_sweep(path: Path, dry_run: bool) -> Any:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep config: every run not yet in the store, on the chosen executor; results stored as they finish."""
     from sdebench.sweeps import load_sweep, solver_label
-    from sdebench.sweeps.executors import EXECUTORS, make_executor
+    from sdebench.sweeps.executors import check_executor, make_executor
     from sdebench.sweeps.sweep import prepare_scores, run_sweep, samples_dir
 
     notes: list[str] = []
     runs = load_sweep(args.config, notes)
     executor_name = args.executor or ("pool" if args.workers > 1 else "serial")
-    check(executor_name in EXECUTORS, "executor", f"unknown {executor_name!r} (valid: {', '.join(EXECUTORS)})")
-    check(args.workers >= 1, "workers", f"must be ≥ 1, got {args.workers}")
-    check(args.scheduler is None or executor_name == "dask", "scheduler", "applies only with --executor dask")
-    check(executor_name != "serial" or args.workers == 1, "workers", "the serial executor runs one at a time")
+    check_executor(executor_name, args.workers, args.scheduler)
     check_writable(args.store, "store")
     if args.keep_samples:
         folder = samples_dir(args.store)

@@ -168,6 +168,16 @@ def _legend_below(fig, ax, handles_from, ncol: int = 2) -> None:
         )
 
 
+def _log_log_panel(ax: plt.Axes, title: str) -> None:
+    """Log-log axes against NFE per sample, with plain tick labels and a light grid."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain_log_axes(ax)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("NFE per sample")
+
+
 def work_precision_png(groups: list, metric: str = "sw1") -> bytes:
     """``metric`` against NFE per sample (log-log), one line per solver with 95% CI error bars, the noise floor of
     exact samples as a grey band; one row of panels per score and one column per solver family."""
@@ -206,12 +216,7 @@ def work_precision_png(groups: list, metric: str = "sw1") -> bytes:
                     part.set_alpha(0.45)
                 floor = floor or rows[0].floors.get(metric)
             _floor_band(ax, floor, "noise floor (exact samples, 95% CI)")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            _plain_log_axes(ax)
-            ax.grid(True, which="both", alpha=0.25)
-            ax.set_title(f"{score} score · {family}", fontsize=10)
-            ax.set_xlabel("NFE per sample")
+            _log_log_panel(ax, f"{score} score · {family}")
             if j == 0:
                 ax.set_ylabel(f"{METRIC_TITLES.get(metric, metric)} (mean ± 95% CI)")
     for j in range(len(families)):
@@ -292,12 +297,7 @@ def convergence_png(groups: list) -> bytes:
                     xs = x[used]
                     logc = np.mean(np.log(err[used]) - fit.slope * np.log(xs))
                     ax.plot(xs, np.exp(logc) * xs**fit.slope, "--", color=style["color"], lw=0.9)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            _plain_log_axes(ax)
-            ax.grid(True, which="both", alpha=0.25)
-            ax.set_title(f"{score} score · {family}", fontsize=10)
-            ax.set_xlabel("NFE per sample")
+            _log_log_panel(ax, f"{score} score · {family}")
             if j == 0:
                 what = (
                     f"|{METRIC_TITLES.get(metric, metric)}|"

@@ -121,13 +121,18 @@ class DaskExecutor:
             self.cluster.close()
 
 
-def make_executor(name: str, workers: int, scheduler: str | None = None) -> Any:
-    """The executor ``name`` with ``workers`` processes (``scheduler``: an existing Dask cluster's address)."""
+def check_executor(name: str, workers: int, scheduler: str | None = None) -> None:
+    """Raise :class:`UserError` for executor options that do not fit together (before any work is done)."""
     check(name in EXECUTORS, "executor", f"unknown {name!r} (valid: {', '.join(EXECUTORS)})")
     check(isinstance(workers, int) and workers >= 1, "workers", f"must be an integer ≥ 1, got {workers!r}")
     check(scheduler is None or name == "dask", "scheduler", "applies only with --executor dask")
+    check(name != "serial" or workers == 1, "workers", "the serial executor runs one at a time; use --executor pool")
+
+
+def make_executor(name: str, workers: int, scheduler: str | None = None) -> Any:
+    """The executor ``name`` with ``workers`` processes (``scheduler``: an existing Dask cluster's address)."""
+    check_executor(name, workers, scheduler)
     if name == "serial":
-        check(workers == 1, "workers", "the serial executor runs one at a time; use --executor pool")
         return SerialExecutor()
     if name == "pool":
         return PoolExecutor(workers)
