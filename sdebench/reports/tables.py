@@ -345,7 +345,7 @@ def markdown_summary(groups: list[Group]) -> str:
         "",
         "Cheapest ≈ exact: the smallest budget from which every larger budget of the solver is indistinguishable "
         "from exact sampling (every metric within its noise floor, over the seeds); NFE = score evaluations per "
-        "sample. The full table follows.",
+        "sample. The full table (every metric, every budget) is in table.md.",
     ]
     return "\n".join(lines) + "\n"
 
