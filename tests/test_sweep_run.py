@@ -123,7 +123,7 @@ def test_sigkill_then_rerun_gives_every_run_once_with_identical_numbers(tmp_path
             if store.exists() and row_count(store)[0] > 0:
                 break
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.0))
+        time.sleep(rng.uniform(0.0, 0.6))
         if process.poll() is not None:
             break  # finished before the kill
         os.kill(process.pid, signal.SIGKILL)

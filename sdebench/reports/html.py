@@ -25,6 +25,8 @@ td.error { white-space: normal; text-align: left; font-family: monospace; max-wi
 img { max-width: 100%; border: 1px solid #eee; margin: .5rem 0; }
 .scroll { overflow-x: auto; }
 nav a { margin-right: 1rem; }
+table.header td { white-space: normal; max-width: 80rem; }
+table.summary td { text-align: left; }
 """
 
 

@@ -214,14 +214,20 @@ def _middle(values: list[float]) -> float:
 
 def _density(store: Store, groups: list[Group], problem, density_budget: float | None) -> bytes:
     fixed = sorted({g.budget for g in groups if not g.adaptive and g.budget is not None})
-    tolerances = sorted({g.budget for g in groups if g.adaptive and g.budget is not None})
     budget = density_budget if density_budget in fixed else (_middle(fixed) if fixed else None)
-    tol = _middle(tolerances) if tolerances else None
+    # adaptive solvers: each at the middle of its own tolerances (families use different ranges)
+    tolerances: dict[tuple[str, str, int], list[float]] = {}
+    for g in groups:
+        if g.adaptive and g.budget is not None:
+            tolerances.setdefault((g.score, g.label, g.n), []).append(g.budget)
     rows = max(min(EXACT_PANEL_ROWS, g.n) for g in groups)
     exact = problem.target().sample(rows, generator=torch.Generator().manual_seed(0))[0].numpy()[:, :2]
     panels: list[tuple[str, np.ndarray | str]] = [(f"exact p_ε (n = {rows:,})", exact)]
     for g in groups:
-        wanted = None if g.budget is None else (tol if g.adaptive else budget)
+        if g.budget is None:
+            wanted = None
+        else:
+            wanted = _middle(tolerances[(g.score, g.label, g.n)]) if g.adaptive else budget
         if g.budget != wanted:
             continue
         run = g.first_run
@@ -237,7 +243,7 @@ def _density(store: Store, groups: list[Group], problem, density_budget: float |
     if budget is not None:
         chosen = "" if density_budget is None or density_budget == budget else f" ({density_budget:g} not run here)"
         what.append(f"fixed-step at NFE budget {budget:g}{chosen}")
-    if tol is not None:
-        what.append(f"adaptive at tolerance {tol:.0e}")
+    if tolerances:
+        what.append("adaptive at the middle of their tolerances")
     title = f"{groups[0].problem}: samples of the smallest seed — {', '.join(what) or 'default budgets'}"
     return density_grid_png(panels, title, lim)
