@@ -226,8 +226,10 @@ def _density(store: Store, groups: list[Group], problem, density_budget: float |
     for g in groups:
         if g.budget is None:
             wanted = None
+        elif g.adaptive:
+            wanted = _middle(tolerances[(g.score, g.label, g.n)])
         else:
-            wanted = _middle(tolerances[(g.score, g.label, g.n)]) if g.adaptive else budget
+            wanted = budget
         if g.budget != wanted:
             continue
         run = g.first_run
