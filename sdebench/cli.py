@@ -327,18 +327,9 @@ def cmd_converge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_for_sweep(path: Path, dry_run: bool) -> Any:
-    """The sweep's store: opened read-only for a dry run (None when it does not exist yet), else created if new."""
-    from sdebench.sweeps import Store
-
-    if dry_run:
-        return Store(path, readonly=True) if path.exists() else None
-    return Store(path)
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep config: every run not yet in the store, on the chosen executor; results stored as they finish."""
-    from sdebench.sweeps import load_sweep, solver_label
+    from sdebench.sweeps import Store, load_sweep, score_label, solver_label
     from sdebench.sweeps.executors import check_executor, make_executor
     from sdebench.sweeps.sweep import prepare_scores, run_sweep, samples_dir
 
@@ -350,29 +341,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.keep_samples:
         folder = samples_dir(args.store)
         check(not folder.exists() or folder.is_dir(), "keep-samples", f"{str(folder)!r} exists and is not a folder")
-    store = _store_for_sweep(args.store, args.dry_run)
-    try:
-        statuses = store.statuses() if store is not None else {}
-        for note in notes:
-            print(f"note: {note}")
-        if args.dry_run:
-            for i, spec in enumerate(runs):
-                status = statuses.get(spec.key, "pending")
-                kind = "tol" if "rtol" in spec.options else "nfe"
-                budget = "defaults" if spec.budget is None else f"{kind} {spec.budget:g}"
-                print(
-                    f"{i:>5}  {status:<9} {spec.problem.get('name', 'custom'):<12} {spec.score['name']:<8} "
-                    f"{solver_label(spec.solver, spec.options):<36} {budget:<10} seed {spec.seed:<3} n {spec.n}"
-                )
-            counts = {s: sum(statuses.get(r.key) == s for r in runs) for s in ("ok", "diverged", "failed")}
-            pending = len(runs) - sum(counts.values())
+    # An existing store is checked now (a foreign file is refused untouched); a new one is created only once the
+    # scores are trained, so a failure or Ctrl-C before any run leaves no empty store behind.
+    statuses: dict[str, str] = {}
+    if args.store.exists():
+        with Store(args.store, readonly=True) as existing:
+            statuses = existing.statuses()
+    for note in notes:
+        print(f"note: {note}")
+    if args.dry_run:
+        for i, spec in enumerate(runs):
+            status = statuses.get(spec.key, "pending")
+            kind = "tol" if "rtol" in spec.options else "nfe"
+            budget = "defaults" if spec.budget is None else f"{kind} {spec.budget:g}"
             print(
-                f"{len(runs)} runs: {counts['ok']} done, {counts['diverged']} diverged, {counts['failed']} failed, "
-                f"{pending} pending"
-                + (" (--retry-failed reruns failed and diverged runs)" if counts["failed"] + counts["diverged"] else "")
+                f"{i:>5}  {status:<9} {spec.problem.get('name', 'custom'):<12} {score_label(spec.score):<10} "
+                f"{solver_label(spec.solver, spec.options, spec.budget):<36} {budget:<10} seed {spec.seed:<3} "
+                f"n {spec.n}"
             )
-            return 0
-        checkpoints = prepare_scores(runs, args.cache_dir, progress=not args.quiet)
+        counts = {s: sum(statuses.get(r.key) == s for r in runs) for s in ("ok", "diverged", "failed")}
+        pending = len(runs) - sum(counts.values())
+        print(
+            f"{len(runs)} runs: {counts['ok']} done, {counts['diverged']} diverged, {counts['failed']} failed, "
+            f"{pending} pending"
+            + (" (--retry-failed reruns failed and diverged runs)" if counts["failed"] + counts["diverged"] else "")
+        )
+        return 0
+    if args.keep_samples and any(statuses.get(r.key) == "ok" for r in runs):
+        print("note: --keep-samples keeps the samples of runs computed now; runs already stored are not recomputed")
+    checkpoints = prepare_scores(runs, args.cache_dir, progress=not args.quiet)
+    with Store(args.store) as store:
         executor = make_executor(executor_name, args.workers, args.scheduler)
         try:
             summary = run_sweep(
@@ -386,12 +384,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
         finally:
             executor.close()
-        print(summary.line())
-        print(f"store: {args.store}")
-        return 1 if summary.stored["failed"] else 0
-    finally:
-        if store is not None:
-            store.close()
+    print(summary.line())
+    print(f"store: {args.store}")
+    return 1 if summary.stored["failed"] else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -523,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write("".join(f"error: {line}\n" for line in exc.lines()))
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -6,10 +6,16 @@ from __future__ import annotations
 class UserError(Exception):
     """A mistake in the user's input; the CLI prints ``error: <field>: <message>`` and exits 2."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, more: list[tuple[str, str]] | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        #: Further (field, message) errors found in the same validation pass (the CLI prints one line each).
+        self.more = list(more or [])
+
+    def lines(self) -> list[str]:
+        """``field: message`` for this error and every further one."""
+        return [f"{self.field}: {self.message}"] + [f"{f}: {m}" for f, m in self.more]
 
 
 class DivergedError(RuntimeError):

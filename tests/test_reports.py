@@ -106,7 +106,7 @@ def test_files_written(synthetic) -> None:
 def test_markdown_one_row_per_score_solver_budget(synthetic) -> None:
     _, out, specs, _ = synthetic
     rows = _markdown_rows((out / "ve-gmm2" / "table.md").read_text())
-    expected = {("exact", solver_label(s.solver, s.options), s.budget) for s in specs}
+    expected = {("exact", solver_label(s.solver, s.options, s.budget), s.budget) for s in specs}
     assert len(rows) == len(expected) == 4 * 3 + 2  # em, edm-heun, pc × 4 budgets; rk45 × 2 tolerances
     shown = {(r[0], r[1], r[2]) for r in rows}
     budget_text = {b: (f"tol {b:.0e}" if b < 1 else f"{b:g}") for _, _, b in expected}
@@ -290,3 +290,28 @@ def test_fit_slope_leaves_out_pre_asymptotic_errors() -> None:
     fit = fit_slope(nfe, error, [0.0] * 5)
     assert fit.used == (False, True, True, True, True)
     assert fit.slope == pytest.approx(-1.0, abs=1e-9)
+
+
+def test_rows_are_whole_configs_never_merged_as_seeds(tmp_path: Path) -> None:
+    """Two training configs, or a steps grid given without budgets, are separate rows with labels that say how."""
+    specs = expand_sweep(
+        {
+            "sweep": [
+                {
+                    "problems": ["ve-gmm2"],
+                    "scores": [{"name": "trained", "steps": 100}, {"name": "trained", "steps": 300}],
+                    "solvers": [{"name": "em", "steps": [10, 40]}],
+                    "seeds": [0, 1, 2],
+                    "n": [100],
+                }
+            ]
+        }
+    )
+    with Store(tmp_path / "runs.db") as store:
+        for spec in specs:
+            store.record(RunResult(key=spec.key, status="ok", config=spec.resolved(), metrics={"sw1": 0.1}, floors={}))
+        groups = group_runs(store.runs())
+    assert len(groups) == 4 and all(len(g.runs) == 3 for g in groups)
+    assert {(g.score, g.label) for g in groups} == {
+        (f"trained (steps={a})", f"em (steps={b})") for a in (100, 300) for b in (10, 40)
+    }

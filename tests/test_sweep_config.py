@@ -78,9 +78,25 @@ def test_error_paths(cfg, field):
     assert info.value.field == field
 
 
-def test_error_count_reported():
-    with pytest.raises(UserError, match="and 1 other error"):
-        expand_sweep({"sweep": [block(n=[0], seeds=[-1])]})
+def test_every_error_reported():
+    with pytest.raises(UserError) as info:
+        expand_sweep({"sweep": [block(n=[0], seeds=[-1]), block(budgets=[])]})
+    assert info.value.lines() == [
+        "sweep[0].seeds[0]: must be >= 0",
+        "sweep[0].n[0]: must be >= 2",
+        "sweep[1].budgets: empty grid: give at least one value",
+    ]
+
+
+def test_every_error_one_line_each_on_the_command_line(tmp_path, capsys):
+    from sdebench.cli import main
+
+    config = tmp_path / "s.toml"
+    config.write_text('[[sweep]]\nproblems = ["nope"]\nsolvers = [{ name = "em" }]\nn = [1]\ncolour = 2\n')
+    assert main(["sweep", str(config), "--store", str(tmp_path / "r.db")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("error: sweep[0].") for line in err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
 
 
 def test_unreadable_and_malformed(tmp_path):

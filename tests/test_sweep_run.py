@@ -223,6 +223,7 @@ def test_keep_samples_saves_npy_beside_store(tmp_path):
 
 
 # -- bad input: exit 2, one line naming the field, nothing written ---------------------------------------------------
+ARCH_FIELD = "sweep[0].scores[0].arch_options.width"
 GOOD_BLOCK = '[[sweep]]\nproblems = ["ve-gmm2"]\nsolvers = [{ name = "em" }]\nbudgets = [8]\nn = [100]\n'
 
 
@@ -240,8 +241,26 @@ GOOD_BLOCK = '[[sweep]]\nproblems = ["ve-gmm2"]\nsolvers = [{ name = "em" }]\nbu
         (GOOD_BLOCK + 'scores = [{ name = "trained", lr = -1.0 }]\n', "sweep[0].scores[0].lr", "must be > 0"),
         (GOOD_BLOCK + 'scores = [{ name = "trained", arch = "cnn" }]\n', "sweep[0].scores[0].arch", "cnn"),
         (GOOD_BLOCK.replace("[[sweep]]", "[[sweep]"), "", "malformed TOML"),
+        (GOOD_BLOCK + 'scores = [{ name = "trained", arch_options = { width = "x" } }]\n', ARCH_FIELD, "integer"),
+        (GOOD_BLOCK.replace("n = [100]", "n = [1]"), "sweep[0].n[0]", "must be >= 2"),
+        (GOOD_BLOCK.replace("[[sweep]]", "[sweep]"), "sweep", "write [[sweep]]"),
     ],
-    ids=["solver", "problem", "type", "range", "param-range", "empty", "key", "score-key", "lr", "arch", "toml"],
+    ids=[
+        "solver",
+        "problem",
+        "type",
+        "range",
+        "param-range",
+        "empty",
+        "key",
+        "score-key",
+        "lr",
+        "arch",
+        "toml",
+        "arch-option",
+        "n",
+        "table",
+    ],
 )
 def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys, text, field, mention):
     from tests.test_cli_errors import assert_fails

@@ -99,7 +99,7 @@ def problem_section(
         '<p class="note">Mean ± 95% CI half-width over seeds (Student t). Floor = the same metric for exact samples '
         "of the same n (5 draws). <b>Bold</b>: best mean of the column within the score, among rows where every "
         "seed finished (log p_ε gap by |mean|). ≈ exact: every metric within its floor (one-sided; log p_ε gap "
-        "two-sided), needs ≥ 2 seeds. NFE = score evaluations per sample; wall s = solver time per run.</p>"
+        "two-sided), needs ≥ 3 seeds. NFE = score evaluations per sample; wall s = solver time per run.</p>"
     )
     bad = failures(groups)
     parts.append("<h3>Runs that did not finish</h3>")

@@ -221,6 +221,7 @@ def _density(store: Store, groups: list[Group], problem, density_budget: float |
         if g.adaptive and g.budget is not None:
             tolerances.setdefault((g.score, g.label, g.n), []).append(g.budget)
     rows = max(min(EXACT_PANEL_ROWS, g.n) for g in groups)
+    many_n = len({g.n for g in groups}) > 1
     exact = problem.target().sample(rows, generator=torch.Generator().manual_seed(0))[0].numpy()[:, :2]
     panels: list[tuple[str, np.ndarray | str]] = [(f"exact p_ε (n = {rows:,})", exact)]
     for g in groups:
@@ -234,6 +235,7 @@ def _density(store: Store, groups: list[Group], problem, density_budget: float |
             continue
         run = g.first_run
         name = f"{g.score} · {g.label}" + (f"\n{g.budget_caption}" if g.budget is not None else "")
+        name += f", n = {g.n:,}" if many_n else ""
         if run["status"] != "ok":
             message = (run["error"] or "").strip().splitlines()[0][:60] if run["error"] else ""
             panels.append((name, f"{run['status']}\n(seed {run['seed']})\n{message}"))

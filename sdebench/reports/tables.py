@@ -6,6 +6,7 @@ problem and score) and flag rows indistinguishable from exact sampling; the CSV 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import pandas as pd
 
 from sdebench.metrics.uncertainty import Estimate, indistinguishable_from_exact, summarize
 from sdebench.solvers import SOLVERS
-from sdebench.sweeps import solver_label
+from sdebench.sweeps import score_label, solver_label
 
 #: The metrics shown in the tables (those present), all lower-is-better; ``log_density_gap`` by its absolute value.
 MAIN_METRICS = ("sw1", "energy", "mmd2", "mode_max_dev_se", "mode_std_rel_err_max", "log_density_gap")
@@ -31,6 +32,8 @@ METRIC_TITLES = {
     "mode_std_rel_err_max": "mode std rel. err",
     "log_density_gap": "log p_ε gap",
 }
+#: Seeds a row needs before it can be flagged "≈ exact".
+MIN_SEEDS_EXACT_LIKE = 3
 #: Solver families, in the order tables and plots show them.
 FAMILIES = ("SDE, fixed step", "ODE, fixed step", "adaptive")
 
@@ -129,15 +132,17 @@ def near_floor(metric: str, result: Estimate, floor: Estimate) -> bool:
 
 def group_runs(runs: list[dict[str, Any]]) -> list[Group]:
     """Group the runs of one problem into table rows, aggregate seeds, mark the best and the "≈ exact" rows."""
-    groups: dict[tuple, Group] = {}
+    groups: dict[str, Group] = {}
     for run in runs:
         cls = SOLVERS.get(run["solver"])
-        label = solver_label(run["solver"], run["config"]["options"])
-        key = (run["score"], label, run["budget"], run["n"])
+        label = solver_label(run["solver"], run["config"]["options"], run["budget"])
+        # A row is everything in the run's config but its seed: two training configs, or a steps grid given without
+        # budgets, are different rows (their labels say how), never extra "seeds" of one row.
+        key = json.dumps({k: v for k, v in run["config"].items() if k != "seed"}, sort_keys=True)
         if key not in groups:
             groups[key] = Group(
                 problem=run["problem"],
-                score=run["score"],
+                score=score_label(run["config"]["score"]),
                 label=label,
                 solver=run["solver"],
                 kind=cls.kind,
@@ -153,7 +158,8 @@ def group_runs(runs: list[dict[str, Any]]) -> list[Group]:
             g.estimates = summarize([_clean(r["metrics"]) for r in ok])
             g.floors = {k: Estimate(float(v[0]), float(v[1]), int(v[2])) for k, v in ok[0]["floors"].items()}
         present = [m for m in MAIN_METRICS if m in g.estimates and m in g.floors]
-        if g.all_ok and len(ok) >= 2 and present:
+        # ≥ 3 seeds: with 2 the t-interval is 12.7 standard errors wide and nearly anything passes
+        if g.all_ok and len(ok) >= MIN_SEEDS_EXACT_LIKE and present:
             g.exact_like = all(near_floor(m, g.estimates[m], g.floors[m]) for m in present)
     _mark_best(out)
     return out
@@ -168,8 +174,9 @@ def _order(g: Group) -> tuple:
 
 def _mark_best(groups: list[Group]) -> None:
     # Only rows where every seed finished compete: a mean over the surviving seeds of a diverging solver is biased.
-    for score in {g.score for g in groups}:
-        rows = [g for g in groups if g.score == score and g.all_ok]
+    # within one score and one n: a larger n has a lower floor, and would win every column
+    for score, n in {(g.score, g.n) for g in groups}:
+        rows = [g for g in groups if g.score == score and g.n == n and g.all_ok]
         for metric in MAIN_METRICS:
             values = [
                 (abs(g.estimates[metric].mean) if metric in SIGNED_METRICS else g.estimates[metric].mean, g)
@@ -277,7 +284,7 @@ def markdown_table(groups: list[Group]) -> str:
         "",
         "Metrics: mean ± 95% CI half-width over seeds, against the exact p_ε; floor = the same metric for exact "
         "samples of the same n. **Bold**: best mean in the column for that score (rows where every seed finished;"
-        " log p_ε gap by |mean|). ≈ exact: every metric within its floor (log p_ε gap two-sided; needs ≥ 2 seeds).",
+        " log p_ε gap by |mean|). ≈ exact: every metric within its floor (log p_ε gap two-sided; needs ≥ 3 seeds).",
     ]
     floors = floors_by_n(groups)
     if len(floors) > 1:
@@ -304,13 +311,15 @@ def summary_cells(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     A cell reads e.g. "32 NFE (SW1 0.0071)", or "not within 128 NFE" (the largest budget tried), or "diverged".
     """
     scores = sorted({g.score for g in groups}, key=lambda s: (s != "exact", s))
-    by_solver: dict[tuple[str, str], dict[str, list[Group]]] = {}
-    for g in groups:
-        by_solver.setdefault((g.family, g.label), {}).setdefault(g.score, []).append(g)
-    header = ["solver", "kind"] + [f"{s} score: cheapest ≈ exact" for s in scores]
+    many_n = len({g.n for g in groups}) > 1
+    by_solver: dict[tuple[str, str, int], dict[str, list[Group]]] = {}
+    for g in groups:  # one series per sample size: a larger n has a lower floor, so the verdicts differ
+        by_solver.setdefault((g.family, g.label, g.n), {}).setdefault(g.score, []).append(g)
+    header = ["solver", "kind"] + (["n"] if many_n else []) + [f"{s} score: cheapest ≈ exact" for s in scores]
     rows = []
-    for (family, label), per_score in sorted(by_solver.items(), key=lambda kv: (FAMILIES.index(kv[0][0]), kv[0][1])):
-        row = [label, family]
+    order = sorted(by_solver.items(), key=lambda kv: (FAMILIES.index(kv[0][0]), kv[0][1], kv[0][2]))
+    for (family, label, n), per_score in order:
+        row = [label, family] + ([str(n)] if many_n else [])
         for score in scores:
             series_ = sorted(per_score.get(score, []), key=lambda g: (g.nfe is None, g.nfe or 0.0))
             row.append(_cheapest_exact_like(series_) if series_ else "—")

@@ -49,6 +49,14 @@ class TrainConfig:
         arch_cls = ARCHS.get(self.arch, "arch")
         unknown = set(self.arch_options) - set(arch_cls.defaults)
         check(not unknown, "arch_options", f"unknown option(s) {sorted(unknown)} for arch {self.arch!r}")
+        for name, value in self.arch_options.items():
+            # every architecture option is a positive number of its default's type (width, depth, σ_data, ...)
+            default = arch_cls.defaults[name]
+            kind = int if isinstance(default, int) else float
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            ok = ok and (kind is float or isinstance(value, int))
+            word = "a positive integer" if kind is int else "a positive number"
+            check(ok, f"arch_options.{name}", f"must be {word}, got {value!r}")
         check(isinstance(self.steps, int) and self.steps > 0, "steps", "must be a positive integer")
         check(isinstance(self.batch_size, int) and self.batch_size > 0, "batch_size", "must be a positive integer")
         check(self.lr > 0, "lr", "must be > 0")

@@ -90,11 +90,8 @@ class _Errors:
 
     def raise_if_any(self) -> None:
         if self.items:
-            field, message = self.items[0]
-            extra = len(self.items) - 1
-            if extra:
-                message += f" (and {extra} other error{'s' if extra > 1 else ''})"
-            raise UserError(field, message)
+            (field, message), *more = self.items
+            raise UserError(field, message, more)
 
 
 def _is_int(v: Any) -> bool:
@@ -268,7 +265,10 @@ def expand_sweep(config: dict[str, Any], source: str = "config", notes: list[str
         if key != "sweep":
             errors.add(key, "unknown key (valid: sweep)")
     blocks = config.get("sweep")
-    if not isinstance(blocks, list) or not blocks:
+    if isinstance(blocks, dict):
+        errors.add("sweep", "must be an array of tables: write [[sweep]], not [sweep]")
+        blocks = []
+    elif not isinstance(blocks, list) or not blocks:
         errors.add("sweep", "give at least one [[sweep]] block")
         blocks = []
     runs: dict[str, RunSpec] = {}
@@ -287,7 +287,8 @@ def expand_sweep(config: dict[str, Any], source: str = "config", notes: list[str
         tols = _numbers(_list(block, "tolerances", where, errors, []), f"{where}.tolerances", errors, False, 0, True)
         solvers = _solvers(_list(block, "solvers", where, errors, None), budgets, tols, where, errors)
         seeds = _numbers(_list(block, "seeds", where, errors, [0]), f"{where}.seeds", errors, True, 0, False)
-        sizes = _numbers(_list(block, "n", where, errors, [10000]), f"{where}.n", errors, True, 0, True)
+        # n ≥ 2: every metric needs two samples (spreads, the energy distance's pairs)
+        sizes = _numbers(_list(block, "n", where, errors, [10000]), f"{where}.n", errors, True, 2, False)
         metrics = _list(block, "metrics", where, errors, DEFAULT_METRICS)
         for i, m in enumerate(metrics):
             if not isinstance(m, str) or m not in METRICS:
@@ -322,8 +323,25 @@ def load_sweep(path: str | Path, notes: list[str] | None = None) -> list[RunSpec
 BUDGET_OPTIONS = ("nfe", "steps", "rtol", "atol")
 
 
-def solver_label(solver: str, options: dict[str, Any]) -> str:
-    """The solver's name with the options that differ from its defaults, e.g. ``pc (snr=0.08)``."""
+def solver_label(solver: str, options: dict[str, Any], budget: float | None = None) -> str:
+    """The solver's name with the options that differ from its defaults, e.g. ``pc (snr=0.08)``.
+
+    With a ``budget`` the options it sets (nfe and the steps that fit, or rtol = atol) are left out: the budget
+    column shows them. Without one, a steps or tolerance grid given directly shows in the label.
+    """
     defaults = {p.name: p.default for p in SOLVERS.get(solver).params}
-    extra = [f"{k}={v}" for k, v in sorted(options.items()) if k not in BUDGET_OPTIONS and v != defaults.get(k)]
+    hidden = BUDGET_OPTIONS if budget is not None else ()
+    extra = [f"{k}={v}" for k, v in sorted(options.items()) if k not in hidden and v != defaults.get(k)]
     return f"{solver} ({', '.join(extra)})" if extra else solver
+
+
+def score_label(score: dict[str, Any]) -> str:
+    """The score's name with the training settings that differ from the defaults, e.g. ``trained (steps=300)``."""
+    if score["name"] != "trained":
+        return score["name"]
+    defaults = {"name": "trained", **TrainConfig().resolved()}
+    extra = [f"{k}={v}" for k, v in sorted(score.items()) if k != "arch_options" and v != defaults.get(k)]
+    extra += [
+        f"{k}={v}" for k, v in sorted(score.get("arch_options", {}).items()) if v != defaults["arch_options"].get(k)
+    ]
+    return f"trained ({', '.join(extra)})" if extra else "trained"
