@@ -208,6 +208,8 @@ def test_diverged_run_is_stored_and_sweep_completes(tmp_path, capsys):
     table = (out / "ve-gmm2" / "table.md").read_text()
     assert "diverged (2/2)" in table
     assert "diverged" in (out / "index.html").read_text()
+    # default metrics include a mode's spread, so the second work-precision plot is there too
+    assert (out / "ve-gmm2" / "work_precision_mode_std.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_keep_samples_saves_npy_beside_store(tmp_path):
