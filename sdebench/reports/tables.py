@@ -273,10 +273,7 @@ def failures(groups: list[Group]) -> list[dict[str, Any]]:
 def markdown_table(groups: list[Group]) -> str:
     """The main table in Markdown (best values in bold), then the floors and the runs that did not finish."""
     header, rows = table_cells(groups)
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
+    line = _md_line
     problem = groups[0].problem
     lines = [f"## {problem}", "", line(header), "|" + "|".join("---" for _ in header) + "|"]
     lines += [line([f"**{c}**" if best else c for c, best in row]) for row in rows]

@@ -159,11 +159,10 @@ def _scores(items: list, where: str, errors: _Errors) -> list[dict]:
             out.append({"name": name})
             continue
         options = {k: v for k, v in table.items() if k != "name"}
-        types = {"arch": str, "weighting": str, "loss": str, "arch_options": dict, "steps": int}
-        types.update(batch_size=int, seed=int, lr=float, ema=float)
+        defaults = TrainConfig()
         bad = False
         for key, value in options.items():
-            kind = types[key]
+            kind = type(getattr(defaults, key))  # each field's type is its default's
             if kind in (int, float):
                 ok = _is_num(value) if kind is float else _is_int(value)
             else:

@@ -39,17 +39,6 @@ class SerialExecutor:
 #: Thread pools of the numeric libraries, limited to one thread in every worker: N workers on N cores, none
 #: oversubscribed. They are read when a library loads, so they must be in the environment a worker starts with.
 SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-#: What a local Dask cluster's workers start with: Dask's own defaults (``distributed.nanny.pre-spawn-environ``) but
-#: without ``MALLOC_TRIM_THRESHOLD_=65536``. That setting hands freed memory back to the system at once, so every
-#: n × 64 activation of the score network page-faults afresh: half the task thread's time went to the kernel and
-#: the default sweep took 2.05× the process pool's time.
-DASK_PRE_SPAWN_ENV = {**SINGLE_THREAD_ENV}
-
-
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 class PoolExecutor:
@@ -61,7 +50,7 @@ class PoolExecutor:
         self.workers = workers
         os.environ.update(SINGLE_THREAD_ENV)  # inherited by the spawned workers (this process only waits)
         context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         """Queue ``fn(*args)`` on the pool."""
@@ -92,7 +81,10 @@ class DaskExecutor:
         if address is None:
             import dask
 
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": DASK_PRE_SPAWN_ENV}):
+            # Dask's own pre-spawn environment is these three plus MALLOC_TRIM_THRESHOLD_=65536, which hands freed
+            # memory back to the system at once: every n × 64 activation of the score network then page-faulted
+            # afresh, half the task thread's time went to the kernel, and the default sweep took 2.05× the pool's.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": SINGLE_THREAD_ENV}):
                 self.cluster = LocalCluster(
                     n_workers=workers,
                     threads_per_worker=1,

@@ -39,8 +39,7 @@ PREVIEW_ROWS = 10_000
 FLOOR_DRAWS = 5
 
 # Per-process memos: a worker builds each problem, reference, floor and network once, whatever it runs after.
-_problems: dict[str, Problem] = {}
-_references: dict[str, Reference] = {}
+_problems: dict[str, tuple[Problem, Reference]] = {}
 _floors: dict[str, dict[str, list[float]]] = {}
 _networks: dict[str, Score] = {}
 
@@ -56,11 +55,12 @@ def train_config(score: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in score.items() if k in names})
 
 
-def _problem(spec: RunSpec) -> Problem:
+def _problem(spec: RunSpec) -> tuple[Problem, Reference]:
+    """The run's problem and its exact reference, built once per process and problem spec."""
     text = json.dumps(spec.problem, sort_keys=True)
     if text not in _problems:
-        _problems[text] = problem_from_spec(spec.problem)
-        _references[text] = exact_reference(_problems[text])
+        problem = problem_from_spec(spec.problem)
+        _problems[text] = (problem, exact_reference(problem))
     return _problems[text]
 
 
@@ -72,12 +72,11 @@ def _score(spec: RunSpec, problem: Problem, checkpoint: str | None) -> Score:
     return _networks[checkpoint]
 
 
-def _floors_for(spec: RunSpec) -> dict[str, list[float]]:
+def _floors_for(spec: RunSpec, reference: Reference) -> dict[str, list[float]]:
     """Noise floors (mean, CI half-width, draws) of the run's metrics at its n: fixed seed, so the same anywhere."""
-    problem_text = json.dumps(spec.problem, sort_keys=True)
-    memo = json.dumps([problem_text, spec.n, list(spec.metrics)])
+    memo = json.dumps([spec.problem, spec.n, list(spec.metrics)], sort_keys=True)
     if memo not in _floors:
-        estimates = floor_estimates(list(spec.metrics), _references[problem_text], spec.n, draws=FLOOR_DRAWS)
+        estimates = floor_estimates(list(spec.metrics), reference, spec.n, draws=FLOOR_DRAWS)
         _floors[memo] = {k: [e.mean, e.half_width, e.count] for k, e in estimates.items()}
     return _floors[memo]
 
@@ -102,16 +101,15 @@ def execute(spec: RunSpec, checkpoint: str | None = None, keep_samples: bool = F
     torch.set_num_threads(1)
     result = RunResult(key=spec.key, status="ok", config=spec.resolved())
     try:
-        problem = _problem(spec)
+        problem, reference = _problem(spec)
         score = _score(spec, problem, checkpoint)
         solver = make_solver(spec.solver, **spec.options)
         generator = torch.Generator().manual_seed(run_seed(spec))
         solved = solver.solve(problem, score, spec.n, generator)
         result.nfe, result.nfe_per_sample, result.wall_s = solved.nfe, solved.nfe_per_sample, solved.wall_s
         start = time.perf_counter()
-        reference = _references[json.dumps(spec.problem, sort_keys=True)]
         result.metrics = compute_metrics(list(spec.metrics), solved.samples, reference)
-        result.floors = _floors_for(spec)
+        result.floors = _floors_for(spec, reference)
         result.metrics_s = time.perf_counter() - start
         samples = solved.samples.numpy()
         result.preview = samples[:PREVIEW_ROWS, :2].astype(np.float32)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,10 +151,9 @@ class Store:
         self.close()
 
     # -- reading ----------------------------------------------------------------------------------------------------
-    def statuses(self, keys: Iterable[str] | None = None) -> dict[str, str]:
-        """Status of every stored run (or of those of ``keys`` that are stored)."""
-        rows = dict(self.conn.execute("SELECT key, status FROM runs"))
-        return rows if keys is None else {k: rows[k] for k in keys if k in rows}
+    def statuses(self) -> dict[str, str]:
+        """Status of every stored run, by key."""
+        return dict(self.conn.execute("SELECT key, status FROM runs"))
 
     def is_done(self, key: str, retry_failed: bool = False) -> bool:
         """Whether the run needs no (re)computation: stored ok, or stored at all unless failures are retried."""
