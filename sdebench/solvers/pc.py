@@ -152,12 +152,16 @@ class ReverseDiffusionPredictor(Predictor):
 
     def step(self, sde: VESDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
         g2 = _added_variance(sde, t_cur, t_next)
-        noise_scale = math.sqrt(g2 / (t_cur - t_next))
+        noise_scale = math.sqrt(self.noise_variance(sde, g2, t_cur, t_next) / (t_cur - t_next))
         return x.add_(score(x, t_cur), alpha=g2).add_(brownian(t_cur, t_next), alpha=noise_scale)
+
+    def noise_variance(self, sde: VESDE, g2: float, t_cur: float, t_next: float) -> float:
+        """Variance of the step's noise: G², the forward step's own."""
+        return g2
 
 
 @predictor("ancestral")
-class AncestralPredictor(Predictor):
+class AncestralPredictor(ReverseDiffusionPredictor):
     """SMLD ancestral sampling (score_sde's VE ancestral predictor): a draw from the Gaussian posterior step.
 
     With σ_c = σ(t_cur), σ_n = σ(t_next), G² = σ_c² − σ_n²: x ← x + G²·s(x, t_cur) + sqrt(σ_n²·G²/σ_c²)·z, the exact
@@ -166,17 +170,9 @@ class AncestralPredictor(Predictor):
     weak order 1.0 as EM (additive noise).
     """
 
-    strong_order = 1.0
-    weak_order = 1.0
-
-    def supports(self, sde: VESDE) -> str | None:
-        return None if sde.zero_drift else _ZERO_DRIFT_REASON
-
-    def step(self, sde: VESDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
-        g2 = _added_variance(sde, t_cur, t_next)
-        posterior_var = sde.sigma(t_next) ** 2 * g2 / sde.sigma(t_cur) ** 2
-        noise_scale = math.sqrt(posterior_var / (t_cur - t_next))
-        return x.add_(score(x, t_cur), alpha=g2).add_(brownian(t_cur, t_next), alpha=noise_scale)
+    def noise_variance(self, sde: VESDE, g2: float, t_cur: float, t_next: float) -> float:
+        """The posterior's: σ_n²·G²/σ_c² (the mean step is the reverse-diffusion one, inherited)."""
+        return sde.sigma(t_next) ** 2 * g2 / sde.sigma(t_cur) ** 2
 
 
 # ----------------------------------------------------------------------------------------------------- correctors
