@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -214,17 +215,24 @@ def test_block_jacobian_layouts() -> None:
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_solve_ivp_failure_is_diverged_with_scipy_message(name: str, gmm2: Problem) -> None:
-    """A drift singular like 1/(t − 0.5) forces ever smaller steps until they underflow: solve_ivp returns status −1,
-    reported as DivergedError with scipy's message. (LSODA lands on t = 0.5 itself, where the drift is inf.)"""
+def test_solve_ivp_failure_is_diverged_naming_solver_and_place(name: str, gmm2: Problem) -> None:
+    """A drift singular like 1/(t − 0.5) makes every method fail near t = 0.5: a DivergedError naming the solver and
+    where it stopped, never a hang or a crash.
+
+    Which way it fails is floating point's choice and differs between machines: scipy may shrink the step until it
+    underflows (status −1, "Required step size ...") or evaluate the drift at (or next to) t = 0.5, where it is inf.
+    Both are the same result for a user, so the test asserts only that.
+    """
 
     def singular(x: torch.Tensor, t: float) -> torch.Tensor:
         return torch.ones_like(x) / (t - 0.5)
 
-    method = SOLVERS.get(name).method
-    expected = "the drift is NaN or inf" if name == "scipy-lsoda" else f"scipy {method}: Required step size is less"
-    with pytest.raises(DivergedError, match=expected):
+    with pytest.raises(DivergedError) as info:
         make_solver(name).solve(gmm2, singular, 10, generator(0))
+    message = str(info.value)
+    assert message.startswith(f"solver {name!r} diverged: "), message
+    where = re.search(r"at t = ([-+0-9.e]+)", message)
+    assert where is not None and abs(float(where.group(1)) - 0.5) < 1e-3, message
 
 
 @pytest.mark.parametrize(
@@ -262,21 +270,28 @@ class _Float32Score:
         return self.exact(x, t).float().double()
 
 
-@pytest.mark.parametrize("name", ["scipy-radau", "scipy-bdf"])
-def test_jacobian_steps_over_float32_round_off(gmm2, name):
-    """Finite differences sized for float64 see only a float32 score's round-off, and Newton then keeps failing.
+def test_jacobian_steps_over_float32_round_off(gmm2):
+    """Finite differences sized for float64 see only a float32 score's round-off; sized by the score's declared
+    precision they see the Jacobian.
 
-    With the step sized by the score's declared precision, the implicit solvers spend about the NFE they spend on the
-    exact float64 score; without the declaration (float64 steps) they spend more (1.8× for Radau here; 3.6× on
-    the trained network, whose round-off is rougher).
+    Checked on the Jacobian itself (against the exact score's, differenced in float64), not on the NFE an implicit
+    solver then spends: that count is one machine's floating-point path. (Measured here: Radau at rtol 1e-2 spent
+    1.8× more NFE with the undeclared float32 score than with the declared one, 3.6× on the trained network.)
+    Round-off of a float32 value is ~6e-8 relative; a float64-sized step h ≈ 1.5e-8·|x| turns it into an error of
+    order |s|·6e-8/h ≈ |s|·4/|x| in ∂s/∂x, while the declared step sqrt(6e-8) ≈ 2.4e-4 keeps it ~1e-3 of the entry.
     """
-    solver = make_solver(name, rtol=1e-2, atol=1e-2)
-    nfe = {}
+    from sdebench.solvers.scipy_ode import _Drift
+
+    n, t = 200, 0.3
+    y = (gmm2.target().sample(n, generator=generator(0))[0] * 1.5).reshape(-1).numpy()  # points on and off the modes
+    blocks = {}
     for label, score in (
         ("exact", ExactScore(gmm2)),
         ("declared", _Float32Score(gmm2)),
         ("undeclared", _Float32Score(gmm2, None)),
     ):
-        nfe[label] = solver.solve(gmm2, score, 500, torch.Generator().manual_seed(0)).nfe
-    assert nfe["declared"] <= 1.2 * nfe["exact"], nfe
-    assert nfe["undeclared"] >= 1.5 * nfe["declared"], nfe
+        blocks[label] = _Drift(gmm2, score, n, 10_000, cache=False).blocks(t, y)
+    scale = blocks["exact"].abs().amax(dim=(1, 2), keepdim=True)  # per sample: the size of its Jacobian block
+    error = {label: float(((blocks[label] - blocks["exact"]).abs() / scale).max()) for label in blocks}
+    assert error["declared"] < 1e-2, error
+    assert error["undeclared"] > 10 * error["declared"], error

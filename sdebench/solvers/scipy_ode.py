@@ -94,6 +94,7 @@ class _Drift:
         self.n, self.d = n, problem.dim
         self.max_nfe = max_nfe
         self.calls = 0  # every evaluation made here, including those for Jacobians
+        self.last_t = 1.0  # where the latest evaluation was (where a failed integration stopped)
         self.jac_calls = 0  # calls of the block Jacobian
         self.jac_evals = 0  # evaluations made by the block Jacobian (d per call, plus cache misses)
         self.jac_base_evals = 0  # the cache misses among them
@@ -112,6 +113,7 @@ class _Drift:
         if self.calls >= self.max_nfe:
             raise _GiveUp(f"gave up after max_nfe = {self.max_nfe} score evaluations")
         self.calls += 1
+        self.last_t = t
         out = self.flow.drift(x, t)
         if not bool(torch.isfinite(out).all()):
             raise _GiveUp(f"the drift is NaN or inf at t = {t:.6g} after {self.calls} NFE")
@@ -242,7 +244,10 @@ class ScipyODE(Solver):
         except _GiveUp as exc:
             raise DivergedError(f"solver {self.name!r} diverged: {exc}") from None
         if sol.status < 0:
-            raise DivergedError(f"solver {self.name!r} diverged: scipy {self.method}: {sol.message}")
+            raise DivergedError(
+                f"solver {self.name!r} diverged: scipy {self.method} stopped at t = {drift.last_t:.6g} after "
+                f"{drift.calls} NFE: {sol.message}"
+            )
         samples = torch.from_numpy(np.ascontiguousarray(sol.y[:, -1])).view(n, problem.dim)
         info = {
             "method": self.method,
