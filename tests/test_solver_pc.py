@@ -15,7 +15,7 @@ from sdebench.metrics import DEFAULT_METRICS, compute_metrics, noise_floors
 from sdebench.problems import Problem, get_problem
 from sdebench.problems.sde import VESDE
 from sdebench.scores import make_score
-from sdebench.solvers import IntervalBrownian, make_solver
+from sdebench.solvers import IntervalBrownian, PartitionBrownian, make_solver
 from sdebench.solvers.euler_maruyama import initial_state
 from sdebench.solvers.pc import (
     CORRECTORS,
@@ -146,26 +146,6 @@ def test_declared_orders_follow_the_options() -> None:
     assert make_solver("pc", predictor="none", corrector="annealed_langevin").strong_order is None
 
 
-class NestedBrownian:
-    """One Brownian path on the uniform-t grid of ``fine`` steps; any coarser uniform grid that nests in it is queried.
-
-    Cheaper than IntervalBrownian for thousands of queries (a cumulative sum looked up by index) and exact on
-    nested grids, which is all a strong-order fit needs.
-    """
-
-    def __init__(self, n: int, dim: int, t_end: float, fine: int, seed: int) -> None:
-        self.t_end, self.fine = t_end, fine
-        dt = (1.0 - t_end) / fine
-        steps = torch.randn(fine, n, dim, generator=generator(seed), dtype=torch.float64) * math.sqrt(dt)
-        self.path = torch.cat([torch.zeros(1, n, dim, dtype=torch.float64), steps.cumsum(0)])
-
-    def _index(self, t: float) -> int:
-        return round((1.0 - t) / (1.0 - self.t_end) * self.fine)
-
-    def __call__(self, t_from: float, t_to: float) -> torch.Tensor:
-        return self.path[self._index(t_to)] - self.path[self._index(t_from)]
-
-
 @pytest.mark.parametrize("pred", ["reverse_diffusion", "ancestral"])
 def test_predictor_only_strong_order_on_one_gaussian(pred: str) -> None:
     """Predictor-only reverse diffusion and ancestral sampling converge at strong order 1 (additive noise).
@@ -175,14 +155,17 @@ def test_predictor_only_strong_order_on_one_gaussian(pred: str) -> None:
     """
     problem, n, fine = get_problem("ve-gauss1"), 200, 4096
     score = make_score("exact", problem)
-    brownian = NestedBrownian(n, problem.dim, problem.t_end, fine, seed=7)
+    steps = [32, 64, 128, 256]
 
-    def run(steps: int) -> torch.Tensor:
-        solver = make_solver("pc", steps=steps, predictor=pred, corrector="none")
-        return solver.solve(problem, score, n, generator(1), brownian).samples
+    def solver(k: int):
+        return make_solver("pc", steps=k, predictor=pred, corrector="none")
+
+    brownian = PartitionBrownian(n, problem.dim, [solver(k).times(problem) for k in [*steps, fine]], seed=7)
+
+    def run(k: int) -> torch.Tensor:
+        return solver(k).solve(problem, score, n, generator(1), brownian).samples
 
     reference = run(fine)
-    steps = [32, 64, 128, 256]
     errors = [float((run(k) - reference).pow(2).sum(1).mean().sqrt()) for k in steps]
     slope = -float(np.polyfit(np.log(steps), np.log(errors), 1)[0])
     assert abs(slope - 1.0) <= 0.3, f"{pred}: fitted order {slope:.2f}; errors {errors}"

@@ -2,7 +2,8 @@
 
 1. Declared order. On `ve-gauss1` (one Gaussian) with the exact score, so only discretisation error is measured:
    - SDE solvers: RMS strong error at t_end against a fine run (2048 steps) of the same solver on the same
-     Brownian path (a seeded IntervalBrownian) from the same initial points;
+     Brownian path (a seeded PartitionBrownian on the nodes of every grid used, with its Lévy areas) from the same
+     initial points;
    - ODE solvers: error against the exact probability-flow solution, which is linear for Gaussian data;
    the slope of log error against log step count must lie within 0.3 of the declared `strong_order`.
    A unimodal problem is used because on the two-mode `ve-gmm2` the RMS strong error is dominated by the few
@@ -27,6 +28,7 @@ from sdebench.metrics import DEFAULT_METRICS, compute_metrics, noise_floors
 from sdebench.problems import get_problem, problem_from_spec
 from sdebench.scores import make_score
 from sdebench.solvers import SOLVERS, IntervalBrownian, Solver, make_solver
+from sdebench.solvers.brownian import Brownian, PartitionBrownian
 from tests.conftest import generator
 from tests.test_euler_maruyama import N, assert_quality_bars
 
@@ -57,16 +59,19 @@ def skip_unless_applies(solver: Solver, problem) -> None:
         pytest.skip(f"{solver.name} does not apply to {problem.name}: {reason}")
 
 
-def run(solver: Solver, problem, seed: int, brownian_seed: int | None = None, n: int = ORDER_PATHS) -> torch.Tensor:
-    """Samples of ``solver`` with the exact score; on a shared Brownian path when ``brownian_seed`` is given.
+def run(solver: Solver, problem, seed: int, brownian: Brownian | None = None, n: int = ORDER_PATHS) -> torch.Tensor:
+    """Samples of ``solver`` with the exact score; on the given Brownian path (SDE solvers), else fresh noise.
 
     A solver that says it does not apply to the problem (``supports``) is skipped with its reason.
     """
     skip_unless_applies(solver, problem)
-    brownian = None
-    if brownian_seed is not None and solver.kind == "sde":
-        brownian = IntervalBrownian(n, problem.dim, problem.t_end, entropy=brownian_seed)
-    return solver.solve(problem, make_score("exact", problem), n, generator(seed), brownian=brownian).samples
+    path = brownian if solver.kind == "sde" else None
+    return solver.solve(problem, make_score("exact", problem), n, generator(seed), brownian=path).samples
+
+
+def interval_path(problem) -> IntervalBrownian:
+    """A fixed path queryable on any interval (adaptive solvers choose their own), the same for every call."""
+    return IntervalBrownian(ORDER_PATHS, problem.dim, problem.t_end, entropy=7)
 
 
 def fitted_slope(steps: list[int], errors: list[float]) -> float:
@@ -81,14 +86,17 @@ def test_declared_strong_order(name: str) -> None:
     order = make_solver(name).strong_order
     if order is None:
         pytest.skip(f"{name} declares no order")
+    # One Brownian path on the nodes of every grid used: the coarse runs and the fine reference share it.
+    grids = [make_solver(name, steps=steps).times(problem) for steps in [*ORDER_STEPS, FINE_STEPS]]
+    path = PartitionBrownian(ORDER_PATHS, problem.dim, grids, seed=7)
     if make_solver(name).kind == "sde":
-        reference = run(make_solver(name, steps=FINE_STEPS), problem, seed=1, brownian_seed=7)
+        reference = run(make_solver(name, steps=FINE_STEPS), problem, seed=1, brownian=path)
     else:
         x1 = problem.sde.prior_sample(ORDER_PATHS, problem.dim, generator=generator(1))
         reference = exact_flow(problem, x1, problem.t_end)
     errors = []
     for steps in ORDER_STEPS:
-        samples = run(make_solver(name, steps=steps), problem, seed=1, brownian_seed=7)
+        samples = run(make_solver(name, steps=steps), problem, seed=1, brownian=path)
         errors.append(float((samples - reference).pow(2).sum(1).mean().sqrt()))
     slope = fitted_slope(ORDER_STEPS, errors)
     assert abs(slope - order) <= 0.3, f"{name}: fitted order {slope:.2f}, declared {order}; errors {errors}"
@@ -122,9 +130,9 @@ def test_adaptive_error_falls_with_tolerance(name: str) -> None:
             reference = exact_flow(problem, x1, problem.t_end)
         else:
             tight = cls.tolerance_scan[-1] / 100
-            reference = run(make_solver(name, rtol=tight, atol=tight), problem, seed=1, brownian_seed=7)
+            reference = run(make_solver(name, rtol=tight, atol=tight), problem, seed=1, brownian=interval_path(problem))
         for tol in cls.tolerance_scan:
-            samples = run(make_solver(name, rtol=tol, atol=tol), problem, seed=1, brownian_seed=7)
+            samples = run(make_solver(name, rtol=tol, atol=tol), problem, seed=1, brownian=interval_path(problem))
             errors.append(float((samples - reference).pow(2).sum(1).mean().sqrt()))
         assert all(a > b for a, b in itertools.pairwise(errors)) or errors[-1] < 1e-9, errors
         assert errors[0] > 3 * errors[-1], f"{name}: errors {errors} for rtol {cls.tolerance_scan}"

@@ -6,7 +6,7 @@ no other file.
 
 from sdebench.registry import import_modules
 from sdebench.solvers.base import SOLVERS, FixedStepSolver, Param, Solver, SolveResult, make_solver, register
-from sdebench.solvers.brownian import GeneratorBrownian, IntervalBrownian
+from sdebench.solvers.brownian import GeneratorBrownian, IntervalBrownian, NestedBrownian, PartitionBrownian
 from sdebench.solvers.grids import GRIDS, make_grid
 
 import_modules(__name__, __path__)
@@ -17,7 +17,9 @@ __all__ = [
     "FixedStepSolver",
     "GeneratorBrownian",
     "IntervalBrownian",
+    "NestedBrownian",
     "Param",
+    "PartitionBrownian",
     "SolveResult",
     "Solver",
     "make_grid",

@@ -21,12 +21,13 @@ drift into the next step; the adapter rescales that carried value from h_k to h_
 (torchsde asks for the Brownian increment before it uses the carried drift), which keeps it exact on non-uniform
 grids too.
 
-**Brownian motion.** An :class:`~sdebench.solvers.brownian.IntervalBrownian` is queried directly on the grid's
-intervals (its torchsde ``BrownianInterval`` already lives in s = −t and carries the space-time Lévy area SRK
-needs), so the hand-written EM and ``torchsde-euler`` run on one path and agree to round-off. Any other source (the
-default :class:`~sdebench.solvers.brownian.GeneratorBrownian`) is asked for one increment per step, in order, and
-SRK's space-time Lévy area H ~ N(0, h/12) (independent of the increment) is drawn from the run's generator: the run
-is reproducible from its seed, and cheaper than a ``BrownianInterval`` (at n = 10⁴ a query costs about twice the
+**Brownian motion.** The Brownian source is asked for the grid's increments; for SRK also for the space-time Lévy
+area, which a source with a fixed path (:class:`~sdebench.solvers.brownian.IntervalBrownian`,
+:class:`~sdebench.solvers.brownian.PartitionBrownian`) gives from that path, so the hand-written EM and
+``torchsde-euler`` run on one path and agree to round-off, and SRK's strong order can be measured. With a source that
+draws fresh increments (the default :class:`~sdebench.solvers.brownian.GeneratorBrownian`, asked for one increment per
+step, in order) SRK's Lévy area H ~ N(0, h/12), independent of the increment, is drawn from the run's generator: the
+run is reproducible from its seed, and cheaper than a ``BrownianInterval`` (at n = 10⁴ a query costs about twice the
 exact score with a step hint, 25 times in IntervalBrownian's halfway tree). The adaptive solver needs a path it can
 query on any interval (it tries a step, then its two halves): it uses the IntervalBrownian when given one, otherwise
 it builds a ``BrownianInterval`` seeded with an integer drawn from the run's generator.
@@ -170,23 +171,16 @@ class _TorchsdeReverse:
 class _GridBrownian(torchsde.BaseBrownian):
     """The Brownian motion torchsde sees in index time: step k = [k, k + 1] ↦ the grid interval [s_k, s_{k+1}].
 
-    Returns the true increment W(s_{k+1}) − W(s_k) and, when asked, U/h_k where U = ∫ (W(s) − W(s_k)) ds over the
-    step (torchsde's SRK then forms U/dt with dt = 1). The increment comes from a torchsde Brownian (queried at
-    s-times) or from a Brownian source of our protocol (queried at t-times, with the Lévy area drawn from
-    ``generator``).
+    Returns the true increment W(s_{k+1}) − W(s_k) of the Brownian source and, when asked, U/h_k where
+    U = ∫ (W(s) − W(s_k)) ds over the step (torchsde's SRK then forms U/dt with dt = 1): the source's own when it
+    has a path with Lévy areas (``space_time``), otherwise drawn from ``generator`` given the increment.
     """
 
     def __init__(
-        self,
-        sde: _TorchsdeReverse,
-        shape: tuple[int, int],
-        interval: torchsde.BaseBrownian | None,
-        source: Brownian | None,
-        generator: torch.Generator,
+        self, sde: _TorchsdeReverse, shape: tuple[int, int], source: Brownian, generator: torch.Generator
     ) -> None:
         self._sde = sde
         self._shape = shape
-        self._interval = interval
         self._source = source
         self._generator = generator
         self._next = 0
@@ -195,21 +189,18 @@ class _GridBrownian(torchsde.BaseBrownian):
         k = int(ta)
         if tb is None or float(ta) != k or float(tb) != k + 1 or return_A:
             raise RuntimeError(f"unexpected Brownian query ({ta}, {tb}, return_A={return_A}) in grid time")
-        if self._interval is None and k != self._next:
+        if getattr(self._source, "sequential", False) and k != self._next:
             raise RuntimeError(f"a sequential Brownian source was asked for step {k}, expected {self._next}")
         self._next = k + 1
         self._sde.begin_step(k)
         t_from, t_to = self._sde.times[k], self._sde.times[k + 1]
-        h = self._sde.steps[k]
-        if self._interval is not None:
-            if not return_U:
-                return self._interval(-t_from, -t_to)
-            w, u = self._interval(-t_from, -t_to, return_U=True)
-            return w, u / h
+        if return_U and hasattr(self._source, "space_time"):
+            return self._source.space_time(t_from, t_to)
         w = self._source(t_from, t_to)
         if not return_U:
             return w
         # U/h = W/2 + H with the space-time Lévy area H ~ N(0, h/12), independent of W.
+        h = self._sde.steps[k]
         levy = standard_normal_(torch.empty_like(w), self._generator, math.sqrt(h / 12.0))
         return w, levy.add_(w, alpha=0.5)
 
@@ -230,8 +221,6 @@ class _GridBrownian(torchsde.BaseBrownian):
 
     @property
     def levy_area_approximation(self) -> str:
-        if self._interval is not None:
-            return self._interval.levy_area_approximation
         return "space-time"
 
 
@@ -279,8 +268,7 @@ class TorchsdeFixedStep(FixedStepSolver):
         times = self.times(problem)
         x = initial_state(problem, n, "prior", generator)
         sde = _TorchsdeReverse(problem, score, self.method, times, rescale_carried=self.method == "reversible_heun")
-        interval = _torchsde_interval(brownian)
-        bm = _GridBrownian(sde, (n, problem.dim), interval, None if interval is not None else brownian, generator)
+        bm = _GridBrownian(sde, (n, problem.dim), brownian, generator)
         steps = len(times) - 1
         # Index time: dt = 1 lands exactly on the integers 0..N, i.e. on the grid's nodes.
         y = _sdeint(sde, x, [0.0, float(steps)], bm, method=self.method, dt=1.0)
