@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from sdebench.metrics.convergence import convergence_study
+from sdebench.analysis.convergence import convergence_study
 from sdebench.problems import get_problem
 from sdebench.scores import make_score
 from sdebench.solvers import SOLVERS, make_solver

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from sdebench import __version__
+from sdebench.analysis.likelihood import DIVERGENCES, NOISES, exact_nll, negative_log_likelihood, prior_gap
 from sdebench.errors import DivergedError, UserError, check
 from sdebench.io import check_writable, write_atomic
 from sdebench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, data_reference, exact_reference, noise_floors
-from sdebench.metrics.likelihood import DIVERGENCES, NOISES, exact_nll, negative_log_likelihood, prior_gap
 from sdebench.problems import PROBLEMS, Problem, get_problem, load_problem
 from sdebench.scores import ARCHS, SCORES, TrainConfig, make_score
 from sdebench.scores.training import LOSSES, WEIGHTINGS, load_or_train
@@ -266,7 +266,7 @@ def cmd_nll(args: argparse.Namespace) -> int:
 
 def cmd_converge(args: argparse.Namespace) -> int:
     """Strong and weak errors of a solver against a fine run of itself on the same Brownian path; fitted orders."""
-    from sdebench.metrics.convergence import convergence_study
+    from sdebench.analysis.convergence import convergence_study
 
     problem = _problem(args)
     try:
@@ -483,8 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=2000, help="number of paths")
     p.add_argument(
         "--path",
-        default="interval",
-        help="Brownian path: interval (any grid) or nested (uniform-t only; cheap, for 10⁵ paths and weak errors)",
+        default="partition",
+        help="Brownian path: partition (any grid, held in memory), interval (any grid, slower) or nested "
+        "(uniform-t only; O(n·d) memory, for 10⁵ paths and weak errors)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", type=Path, default=None, help="convergence.png")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from sdebench.analysis.convergence import convergence_study, fit_order
 from sdebench.cli import main
-from sdebench.metrics.convergence import convergence_study, fit_order
 from sdebench.problems import get_problem
 from sdebench.scores import make_score
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from sdebench.analysis.likelihood import LikelihoodResult, exact_nll, negative_log_likelihood, prior_gap
 from sdebench.errors import DivergedError, UserError
-from sdebench.metrics.likelihood import LikelihoodResult, exact_nll, negative_log_likelihood, prior_gap
 from sdebench.problems import Problem, get_problem
 from sdebench.scores import CountingScore, ExactScore, TrainedScore
 from sdebench.scores.networks import TimeMLP

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import sdebench.metrics.kernel
 import sdebench.metrics.moments
 import sdebench.metrics.transport  # these three imports register the metrics under test
+from sdebench.analysis.score_error import score_error_profile
 from sdebench.errors import UserError
 from sdebench.metrics import Reference, compute_metrics, noise_floors
 from sdebench.metrics.kernel import (
@@ -26,7 +27,6 @@ from sdebench.metrics.kernel import (
     mixture_mmd2,
 )
 from sdebench.metrics.moments import expected_log_density
-from sdebench.metrics.score_error import score_error_profile
 from sdebench.metrics.transport import exact_w2, reference_points, subsample
 from sdebench.problems import GaussianMixture, Problem, get_problem
 from sdebench.scores import ExactScore
