@@ -344,14 +344,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # An existing store is checked now (a foreign file is refused untouched); a new one is created only once the
     # scores are trained, so a failure or Ctrl-C before any run leaves no empty store behind.
     statuses: dict[str, str] = {}
+    stored_configs: set[str] = set()
     if args.store.exists():
         with Store(args.store, readonly=True) as existing:
             statuses = existing.statuses()
+            stored_configs = existing.config_keys()
     for note in notes:
         print(f"note: {note}")
     if args.dry_run:
         for i, spec in enumerate(runs):
-            status = statuses.get(spec.key, "pending")
+            # stale: this config is stored, but made by other code; the sweep redoes it under its new key
+            status = statuses.get(spec.key, "stale" if spec.config_key in stored_configs else "pending")
             kind = "tol" if "rtol" in spec.options else "nfe"
             budget = "defaults" if spec.budget is None else f"{kind} {spec.budget:g}"
             print(
@@ -360,10 +363,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"n {spec.n}"
             )
         counts = {s: sum(statuses.get(r.key) == s for r in runs) for s in ("ok", "diverged", "failed")}
+        stale = sum(r.key not in statuses and r.config_key in stored_configs for r in runs)
         pending = len(runs) - sum(counts.values())
         print(
             f"{len(runs)} runs: {counts['ok']} done, {counts['diverged']} diverged, {counts['failed']} failed, "
             f"{pending} pending"
+            + (f" ({stale} of them stale: stored, but made by other code)" if stale else "")
             + (" (--retry-failed reruns failed and diverged runs)" if counts["failed"] + counts["diverged"] else "")
         )
         return 0

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import math
+import re
+import shutil
 import sqlite3
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,11 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import sdebench
 from sdebench.errors import UserError
 from sdebench.reports import build_report
 from sdebench.reports import report as report_module
 from sdebench.reports.tables import convergence_fits, fit_slope, group_runs
-from sdebench.sweeps import RunResult, Store, expand_sweep, solver_label
+from sdebench.sweeps import Store, expand_sweep, solver_label
 
 SWEEP = {
     "sweep": [
@@ -59,7 +64,7 @@ def _fill(store: Store) -> list:
     rng = np.random.default_rng(0)
     for spec in specs:
         adaptive = spec.solver == "scipy-rk45"
-        result = RunResult(key=spec.key, status="ok", config=spec.resolved())
+        result = spec.result()
         if spec.solver == "em" and spec.budget == 10 and spec.seed == 2:
             result.status, result.error = "diverged", "NaN at step 3"
         elif adaptive and spec.budget == 1e-2:
@@ -277,7 +282,7 @@ def test_summary_cheapest_exact_like_needs_every_larger_budget():
 
     def group(budget, flag):
         run = {"status": "ok", "nfe_per_sample": float(budget), "wall_s": 0.1, "seed": 0}
-        return Group("p", "exact", "em", "em", "sde", False, float(budget), 100, [run], exact_like=flag)
+        return Group("p", "exact", "em", "em", "sde", False, float(budget), 100, runs=[run], exact_like=flag)
 
     assert _cheapest_exact_like([group(8, True), group(16, False), group(32, True), group(64, True)]) == "32 NFE"
     assert _cheapest_exact_like([group(8, True), group(16, False)]) == "not within 16 NFE"
@@ -309,9 +314,88 @@ def test_rows_are_whole_configs_never_merged_as_seeds(tmp_path: Path) -> None:
     )
     with Store(tmp_path / "runs.db") as store:
         for spec in specs:
-            store.record(RunResult(key=spec.key, status="ok", config=spec.resolved(), metrics={"sw1": 0.1}, floors={}))
+            store.record(spec.result(metrics={"sw1": 0.1}, floors={}))
         groups = group_runs(store.runs())
     assert len(groups) == 4 and all(len(g.runs) == 3 for g in groups)
     assert {(g.score, g.label) for g in groups} == {
         (f"trained (steps={a})", f"em (steps={b})") for a in (100, 300) for b in (10, 40)
     }
+
+
+def test_reports_need_nothing_but_the_store(synthetic, tmp_path: Path) -> None:
+    """A store whose solver no longer exists (renamed, or from a plugin that is not installed) reports as before:
+    kind, adaptivity, labels and declared orders are stored with each run."""
+    store_path, out, _, _ = synthetic
+    copy = tmp_path / "runs.db"
+    shutil.copy(store_path, copy)
+    with sqlite3.connect(copy) as conn:
+        conn.execute(
+            "UPDATE runs SET solver = 'gone-plugin', info = replace(info, '\"em', '\"gone-plugin') WHERE solver = 'em'"
+        )
+    build_report(copy, tmp_path / "out")
+    rows = _markdown_rows((tmp_path / "out" / "ve-gmm2" / "table.md").read_text())
+    assert {r[1] for r in rows} == {r[1] for r in _markdown_rows((out / "ve-gmm2" / "table.md").read_text())} - {
+        "em"
+    } | {"gone-plugin"}
+    assert "gone-plugin" in (tmp_path / "out" / "ve-gmm2" / "summary.md").read_text()
+
+
+def test_declared_orders_are_those_of_the_configured_instance(tmp_path: Path) -> None:
+    """pc with corrector none declares its predictor's order 1 and edm-stochastic with churn declares none: the
+    report shows what the configured instance declares, not the class default."""
+    specs = expand_sweep(
+        {
+            "sweep": [
+                {
+                    "problems": ["ve-gmm2"],
+                    "solvers": [
+                        {"name": "pc", "corrector": "none"},
+                        {"name": "pc"},
+                        {"name": "edm-stochastic"},
+                        {"name": "edm-stochastic", "S_churn": 10.0},
+                    ],
+                    "budgets": [10, 20, 40],
+                    "seeds": [0, 1, 2],
+                    "n": [100],
+                }
+            ]
+        }
+    )
+    with Store(tmp_path / "runs.db") as store:
+        for spec in specs:
+            gap = -(spec.budget**-1.0) * (1 + 1e-3 * spec.seed)
+            store.record(
+                spec.result(
+                    metrics={"log_density_gap": gap},
+                    floors={"log_density_gap": [0.0, 1e-9, 5]},
+                    nfe=spec.budget,
+                    nfe_per_sample=spec.budget,
+                    wall_s=0.1,
+                )
+            )
+        groups = group_runs(store.runs())
+    declared = {g.label: g.weak_order for g in groups}
+    assert declared == {
+        "pc (corrector=none)": 1.0,
+        "pc": None,
+        "edm-stochastic": 2.0,
+        "edm-stochastic (S_churn=10.0)": None,
+    }
+    build_report(tmp_path / "runs.db", tmp_path / "out")
+    page = (tmp_path / "out" / "index.html").read_text()
+    slopes = page[page.index('class="slopes"') :]
+    assert re.search(r"pc \(corrector=none\)</td>.*?<td[^>]*>1</td></tr>", slopes)
+
+
+def test_reports_import_no_solver() -> None:
+    """Building a report loads no solver module (checked in a fresh interpreter), and the report and metric layers
+    never name the solver registry."""
+    code = (
+        "import sys; import sdebench.reports; print(sorted(m for m in sys.modules if m.startswith('sdebench.solvers')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    root = Path(sdebench.__file__).parent
+    for layer in ("reports", "metrics"):
+        for path in (root / layer).glob("*.py"):
+            assert not re.search(r"SOLVERS|sdebench\.solvers", path.read_text()), path

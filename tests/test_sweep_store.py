@@ -21,9 +21,7 @@ def spec():
 
 
 def result(spec, status="ok", **kw) -> RunResult:
-    base = dict(key=spec.key, status=status, config=spec.resolved(), metrics={"sw1": 0.1}, floors={"sw1": [0.1, 0, 5]})
-    base.update(kw)
-    return RunResult(**base)
+    return spec.result(status, **{"metrics": {"sw1": 0.1}, "floors": {"sw1": [0.1, 0, 5]}, **kw})
 
 
 def digest(path) -> str:

@@ -242,7 +242,6 @@ def convergence_png(groups: list) -> bytes:
         error_above_floor,
         series,
     )
-    from sdebench.solvers import SOLVERS
 
     fixed = [g for g in groups if not g.adaptive]
     metric = convergence_metric(fixed) if fixed else None
@@ -267,7 +266,7 @@ def convergence_png(groups: list) -> bytes:
                 x = np.array([g.nfe for g in rows])
                 err = np.array([p[0] for p in pairs])
                 style = styles[family][label]
-                order = SOLVERS.get(rows[0].solver).weak_order
+                order = rows[0].weak_order
                 declared = f", declared {order:g}" if order is not None else ""
                 text = f"slope {fit.slope:.2f}".replace("-", "−") if fit.slope is not None else "not fitted"
                 if fit.slope is not None and order is not None and not 0.5 * order <= -fit.slope <= 2 * order:

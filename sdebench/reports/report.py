@@ -29,12 +29,12 @@ from sdebench.reports.tables import (
     convergence_fits,
     convergence_metric,
     group_runs,
+    latest_runs,
     markdown_summary,
     markdown_table,
     summary_frame,
 )
-from sdebench.solvers import SOLVERS
-from sdebench.sweeps import Store
+from sdebench.sweeps.store import Store
 
 #: The second work–precision plot's metric: the largest relative error of a mode's spread.
 SPREAD_METRIC = "mode_std_rel_err_max"
@@ -57,17 +57,17 @@ def build_report(store_path: str | Path, out_dir: str | Path, density_budget: fl
             f"must be a positive number, got {density_budget!r}",
         )
     with Store(store_path, readonly=True) as store:
-        runs = store.runs()
+        runs, superseded = latest_runs(store.runs())
         check(bool(runs), "store", "holds no runs")
         if density_budget is not None:
-            present = sorted({r["budget"] for r in runs if r["budget"] is not None and not _adaptive(r)})
+            present = sorted({r["budget"] for r in runs if r["budget"] is not None and not r["info"]["adaptive"]})
             check(
                 density_budget in present,
                 "budget",
                 f"no fixed-step run has budget {density_budget:g} (present: {', '.join(f'{b:g}' for b in present)})",
             )
         files, sections = _render(store, runs, density_budget)
-    header = _header(Path(store_path), runs)
+    header = _header(Path(store_path), runs, superseded)
     title = f"sdebench sweep report: {Path(store_path).name}"
     for anchor, name, section in sections:
         files[Path(anchor) / "report.html"] = pages.page(
@@ -102,19 +102,42 @@ def _check_out(out: Path) -> Path:
     return out
 
 
-def _adaptive(run: dict[str, Any]) -> bool:
-    return bool(SOLVERS.get(run["solver"]).adaptive)
+def _code_line(runs: list[dict[str, Any]], superseded: int) -> str:
+    """Which code made the runs shown: the installed code, or other code (and which modules changed since)."""
+    stale = [r for r in runs if r["changed_code"]]
+    if not stale:
+        text = f"every run was made by the installed code (sdebench {sdebench.__version__})"
+    else:
+        modules = Counter(m for r in stale for m in r["changed_code"])
+        shown = ", ".join(f"{m} ({k} runs)" for m, k in modules.most_common(6))
+        more = f" and {len(modules) - 6} more modules" if len(modules) > 6 else ""
+        text = (
+            f"{len(stale)} of {len(runs)} runs were made by other code than the installed one; changed since: "
+            f"{shown}{more}. Their rows say so in the 'code' column; run the sweep again to redo them"
+        )
+    if superseded:
+        text += f". {superseded} earlier runs of the same configs by older code are kept in the store, not shown"
+    return text
 
 
-def _header(store_path: Path, runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _versions_line(runs: list[dict[str, Any]]) -> str:
+    """The library versions the runs were made with (recorded, not part of the key): mixed versions are flagged."""
+    parts = []
+    for lib in ("torch", "numpy", "python"):
+        counts = Counter(str(r["env"].get(lib, "?")) for r in runs)
+        parts.append(f"{lib} " + " / ".join(f"{v} ({k} runs)" if len(counts) > 1 else v for v, k in counts.items()))
+    return ", ".join(parts)
+
+
+def _header(store_path: Path, runs: list[dict[str, Any]], superseded: int) -> list[tuple[str, str]]:
     counts = Counter(r["status"] for r in runs)
-    versions = sorted({str(r["env"].get("sdebench", "?")) for r in runs})
     return [
         ("store", str(store_path.resolve())),
         ("runs", f"{len(runs)} (" + ", ".join(f"{s} {counts[s]}" for s in ("ok", "diverged", "failed")) + ")"),
         ("problems", ", ".join(sorted({r["problem"] for r in runs}))),
         ("scores", ", ".join(sorted({r["score"] for r in runs}))),
-        ("sdebench", f"runs made by {', '.join(versions)}; report by {sdebench.__version__}"),
+        ("code", _code_line(runs, superseded)),
+        ("libraries", _versions_line(runs)),
         (
             "reference",
             "every metric compares samples with the exact p_ε = p_data ⊛ N(0, σ(t_end)² I) (where a sampler stopping "
@@ -191,11 +214,11 @@ def _render(store: Store, runs: list[dict[str, Any]], density_budget: float | No
 def _slopes(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     metric = convergence_metric([g for g in groups if not g.adaptive])
     fits = convergence_fits([g for g in groups if not g.adaptive], metric) if metric else {}
-    solver_of = {(g.score, g.label, g.n): g.solver for g in groups}
+    order_of = {(g.score, g.label, g.n): g.weak_order for g in groups}
     header = ["score", "solver", "n", "error measure", "fitted slope", "points used", "declared weak order"]
     rows = []
     for (score, label, n), fit in fits.items():
-        order = SOLVERS.get(solver_of[(score, label, n)]).weak_order
+        order = order_of[(score, label, n)]
         measure = METRIC_TITLES.get(metric, metric)
         rows.append(
             [

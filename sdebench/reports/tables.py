@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sdebench.fingerprint import changed_modules
 from sdebench.metrics.uncertainty import Estimate, indistinguishable_from_exact, summarize
-from sdebench.solvers import SOLVERS
-from sdebench.sweeps import score_label, solver_label
 
 #: The metrics shown in the tables (those present), all lower-is-better; ``log_density_gap`` by its absolute value.
 MAIN_METRICS = ("sw1", "energy", "mmd2", "mode_max_dev_se", "mode_std_rel_err_max", "log_density_gap")
@@ -50,6 +49,9 @@ class Group:
     adaptive: bool
     budget: float | None
     n: int
+    #: Declared orders of the configured solver (as stored with its runs: options such as pc's corrector set them).
+    strong_order: float | None = None
+    weak_order: float | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
     estimates: dict[str, Estimate] = field(default_factory=dict)
     floors: dict[str, Estimate] = field(default_factory=dict)
@@ -107,6 +109,17 @@ class Group:
         return self.budget_text if self.adaptive or self.budget is None else f"NFE {self.budget:g}"
 
     @property
+    def stale_runs(self) -> int:
+        """How many of the runs were made by code that differs from the installed code."""
+        return sum(bool(r.get("changed_code")) for r in self.runs)
+
+    @property
+    def code_text(self) -> str:
+        """ "current", or e.g. "other (1/3)" when some runs were made by code that has changed since."""
+        stale = self.stale_runs
+        return "current" if not stale else f"other ({stale}/{len(self.runs)})"
+
+    @property
     def first_run(self) -> dict[str, Any]:
         """The run of the smallest seed (the one the density pictures show)."""
         return min(self.runs, key=lambda r: r["seed"])
@@ -130,25 +143,51 @@ def near_floor(metric: str, result: Estimate, floor: Estimate) -> bool:
     return indistinguishable_from_exact(result, floor)
 
 
+def latest_runs(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Per config, the runs of the most recent code that ran it (earlier ones are superseded), each with
+    ``changed_code``: the modules whose installed code differs from the code that made the run. Also returns how
+    many runs were superseded."""
+    newest: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        held = newest.get(run["config_key"])
+        if held is None or (run["created"], run["key"]) > (held["created"], held["key"]):
+            newest[run["config_key"]] = run
+    changed: dict[str, list[str]] = {}
+    out = []
+    for run in runs:
+        if newest[run["config_key"]] is not run:
+            continue
+        code = json.dumps(run["code"], sort_keys=True)
+        if code not in changed:
+            changed[code] = changed_modules(run["code"])
+        out.append({**run, "changed_code": changed[code]})
+    return out, len(runs) - len(out)
+
+
 def group_runs(runs: list[dict[str, Any]]) -> list[Group]:
-    """Group the runs of one problem into table rows, aggregate seeds, mark the best and the "≈ exact" rows."""
+    """Group the runs of one problem into table rows, aggregate seeds, mark the best and the "≈ exact" rows.
+
+    Everything a row shows comes from the store: labels, kind, adaptivity and declared orders are stored with each
+    run (``info``), so a store reports the same whether or not its solvers are still installed.
+    """
     groups: dict[str, Group] = {}
     for run in runs:
-        cls = SOLVERS.get(run["solver"])
-        label = solver_label(run["solver"], run["config"]["options"], run["budget"])
+        info = run["info"]
         # A row is everything in the run's config but its seed: two training configs, or a steps grid given without
         # budgets, are different rows (their labels say how), never extra "seeds" of one row.
         key = json.dumps({k: v for k, v in run["config"].items() if k != "seed"}, sort_keys=True)
         if key not in groups:
             groups[key] = Group(
                 problem=run["problem"],
-                score=score_label(run["config"]["score"]),
-                label=label,
+                score=info["score_label"],
+                label=info["label"],
                 solver=run["solver"],
-                kind=cls.kind,
-                adaptive=bool(cls.adaptive),
+                kind=info["kind"],
+                adaptive=bool(info["adaptive"]),
                 budget=run["budget"],
                 n=run["n"],
+                strong_order=info["strong_order"],
+                weak_order=info["weak_order"],
             )
         groups[key].runs.append(run)
     out = sorted(groups.values(), key=_order)
@@ -231,7 +270,9 @@ def table_cells(groups: list[Group]) -> tuple[list[str], list[list[tuple[str, bo
     metrics = main_metrics(groups)
     floors = floors_by_n(groups)
     many_n = len({g.n for g in groups}) > 1
+    any_stale = any(g.stale_runs for g in groups)
     header = ["score", "solver", "budget"] + (["n"] if many_n else []) + ["seeds ok", "status", "NFE", "wall s"]
+    header += ["code"] if any_stale else []
     for m in metrics:
         title = METRIC_TITLES.get(m, m)
         if len(floors) == 1:  # one sample size: the floor fits in the header
@@ -243,6 +284,7 @@ def table_cells(groups: list[Group]) -> tuple[list[str], list[list[tuple[str, bo
     for g in groups:
         cells = [g.score, g.label, g.budget_text] + ([str(g.n)] if many_n else [])
         cells += [f"{len(g.ok_runs)}/{len(g.runs)}", g.status, _fmt(g.nfe, ".4g"), _fmt(g.wall_s, ".3g")]
+        cells += [g.code_text] if any_stale else []
         row = [(c, False) for c in cells]
         row += [(format_estimate(g.estimates.get(m)), m in g.best) for m in metrics]
         row.append(({True: "yes", False: "no", None: "—"}[g.exact_like], False))
@@ -319,7 +361,9 @@ def summary_cells(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
         row = [label, family] + ([str(n)] if many_n else [])
         for score in scores:
             series_ = sorted(per_score.get(score, []), key=lambda g: (g.nfe is None, g.nfe or 0.0))
-            row.append(_cheapest_exact_like(series_) if series_ else "—")
+            cell = _cheapest_exact_like(series_) if series_ else "—"
+            stale = sum(g.stale_runs for g in series_)
+            row.append(cell + (f" [{stale} runs by other code]" if stale else ""))
         rows.append(row)
     return header, rows
 
@@ -379,6 +423,7 @@ def summary_frame(groups: list[Group]) -> pd.DataFrame:
             "status": g.status,
             "nfe_per_sample": g.nfe,
             "wall_s": g.wall_s,
+            "stale_runs": g.stale_runs,
         }
         for m in metrics:
             e, f = g.estimates.get(m), g.floors.get(m)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from sdebench import __version__
 from sdebench.errors import UserError, check
+from sdebench.fingerprint import closure, combine
 from sdebench.problems import Problem
 from sdebench.scores.networks import ARCHS
 
@@ -85,10 +86,20 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SDEBENCH_CACHE", Path.home() / ".cache" / "sdebench"))
 
 
+def training_code() -> dict[str, str | None]:
+    """Hash of every module that trains and evaluates a network (this one, the networks, the problems, ...)."""
+    return closure([__name__])
+
+
 def checkpoint_path(problem: Problem, config: TrainConfig, cache_dir: Path | None = None) -> Path:
-    """Where the checkpoint for this problem and config lives in the cache."""
+    """Where the checkpoint for this problem and config, trained by the installed code, lives in the cache.
+
+    The name's digest covers the training code's fingerprint: after a change to the training or network code, a
+    cached network made by the old code is not found, and the network is trained again.
+    """
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return directory / f"{problem.name}-{config.arch}-{_digest(cache_key(problem, config))}.pt"
+    digest = _digest({"key": cache_key(problem, config), "code": combine(training_code())})
+    return directory / f"{problem.name}-{config.arch}-{digest}.pt"
 
 
 class TrainedScore:
@@ -178,6 +189,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, key: dict[str, Any], inf
         "format": CHECKPOINT_FORMAT,
         "sdebench_version": __version__,
         "key": json.dumps(key, sort_keys=True),
+        "code": training_code(),
         "info": info,
         "state_dict": model.state_dict(),
         "weights_sha256": weights_digest(model.state_dict()),

@@ -1,6 +1,28 @@
-"""Solver comparison sweeps: TOML grids expanded into keyed runs, executed anywhere, stored once in SQLite."""
+"""Solver comparison sweeps: TOML grids expanded into keyed runs, executed anywhere, stored once in SQLite.
 
-from sdebench.sweeps.config import RunSpec, expand_sweep, load_sweep, score_label, solver_label
-from sdebench.sweeps.store import RunResult, Store
+Names are imported on first use, so that reading a store (``sdebench.sweeps.store``) loads no solver: reports read
+the store alone.
+"""
 
-__all__ = ["RunResult", "RunSpec", "Store", "expand_sweep", "load_sweep", "score_label", "solver_label"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RunResult": "sdebench.sweeps.store",
+    "Store": "sdebench.sweeps.store",
+    "RunSpec": "sdebench.sweeps.config",
+    "expand_sweep": "sdebench.sweeps.config",
+    "load_sweep": "sdebench.sweeps.config",
+    "score_label": "sdebench.sweeps.config",
+    "solver_label": "sdebench.sweeps.config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,26 +22,40 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import sdebench
 from sdebench.errors import UserError
+from sdebench.fingerprint import closure, combine
 from sdebench.io import read_toml
 from sdebench.metrics import DEFAULT_METRICS, METRICS
 from sdebench.problems.problem import PROBLEMS, problem_from_spec
 from sdebench.scores import SCORES, TrainConfig
 from sdebench.solvers import SOLVERS
-from sdebench.solvers.base import make_solver
+from sdebench.solvers.base import Solver, make_solver
+from sdebench.sweeps.store import RunResult
 
 _BLOCK_KEYS = {"problems", "scores", "solvers", "budgets", "tolerances", "seeds", "n", "metrics"}
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", dict: "a table"}
 
 
+#: The module that executes a run (seeding, metrics, floors, preview); through its imports its fingerprint covers the
+#: problems, the scores and the metric machinery every run uses.
+HARNESS = "sdebench.sweeps.runner"
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """One fully resolved run; ``key`` hashes everything else plus the sdebench version."""
+    """One fully resolved run.
+
+    ``config_key`` hashes the resolved config (what was asked); ``code`` holds the hash of every module that computes
+    the run (see :mod:`sdebench.fingerprint`); ``key`` hashes both, so a run made by other code is another run.
+    The run's randomness comes from ``config_key``: a change of code that changes no arithmetic (a refactor)
+    reproduces the same numbers. ``info`` describes the configured solver and score for reports (kind, adaptivity,
+    declared orders of this instance, labels): reports read it from the store and never import solvers.
+    """
 
     problem: dict[str, Any]
     score: dict[str, Any]
@@ -51,12 +65,27 @@ class RunSpec:
     seed: int
     n: int
     metrics: tuple[str, ...]
+    config_key: str
+    code: dict[str, str | None] = field(hash=False)
     key: str
+    info: dict[str, Any] = field(hash=False, compare=False)
 
     def resolved(self) -> dict[str, Any]:
-        """The resolved config as plain data (what the key hashes, minus the version)."""
+        """The resolved config as plain data (what ``config_key`` hashes)."""
         return _resolved(
             self.problem, self.score, self.solver, self.options, self.budget, self.seed, self.n, self.metrics
+        )
+
+    def result(self, status: str = "ok", **values: Any) -> RunResult:
+        """An empty :class:`RunResult` of this run (what the store needs to file it), with ``values`` set."""
+        return RunResult(
+            key=self.key,
+            status=status,
+            config=self.resolved(),
+            config_key=self.config_key,
+            code=self.code,
+            info=self.info,
+            **values,
         )
 
 
@@ -73,10 +102,35 @@ def _resolved(problem, score, solver, options, budget, seed, n, metrics) -> dict
     }
 
 
-def _key(resolved: dict[str, Any]) -> str:
-    # sort_keys makes the key independent of the order keys were written in
-    text = json.dumps({"config": resolved, "version": sdebench.__version__}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+def _sha256(value: Any) -> str:
+    # sort_keys makes the hash independent of the order keys were written in
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def run_key(config_key: str, code: dict[str, str | None]) -> str:
+    """The key of a run: its config's hash and the fingerprint of the code that computes it."""
+    return _sha256({"config": config_key, "code": combine(code)})
+
+
+@cache
+def run_code(solver: str, score: str, metrics: tuple[str, ...]) -> dict[str, str | None]:
+    """Hash of every module a run of ``solver`` with ``score`` and ``metrics`` executes (the harness, the solver's,
+    the score's and each metric's module, with their imports); the same in every process with the same code."""
+    modules = [HARNESS, SOLVERS.get(solver).__module__, SCORES.get(score).__module__]
+    return closure(modules + [METRICS.get(m).__module__ for m in metrics])
+
+
+def solver_info(solver: Solver, budget: float | None) -> dict[str, Any]:
+    """What reports need to know of a configured solver: its kind, whether it is adaptive, the declared orders of
+    this instance (options such as pc's corrector change them), and its label."""
+    return {
+        "kind": solver.kind,
+        "adaptive": bool(solver.adaptive),
+        "strong_order": solver.strong_order,
+        "weak_order": solver.weak_order,
+        "label": solver_label(solver.name, solver.options, budget),
+        "budget_kind": None if budget is None else ("tolerance" if solver.adaptive else "nfe"),
+    }
 
 
 class _Errors:
@@ -234,7 +288,7 @@ def _solvers(items, budgets, tolerances, where, errors):
                 except UserError as exc:
                     errors.add(f"{field}.{exc.field}", exc.message)
                     continue
-                out.append((name, dict(solver.options), budget))
+                out.append((name, dict(solver.options), budget, solver_info(solver, budget)))
     return out
 
 
@@ -292,7 +346,9 @@ def expand_sweep(config: dict[str, Any], source: str = "config", notes: list[str
         for i, m in enumerate(metrics):
             if not isinstance(m, str) or m not in METRICS:
                 errors.add(f"{where}.metrics[{i}]", f"unknown metric {m!r} (valid: {', '.join(METRICS.names())})")
-        for problem, score, (solver, options, budget), seed, n in itertools.product(
+        if errors.items:
+            continue  # the file is refused anyway; expand only what is valid throughout
+        for problem, score, (solver, options, budget, info), seed, n in itertools.product(
             problems, scores, solvers, seeds, sizes
         ):
             memo = json.dumps([problem, solver, options], sort_keys=True)
@@ -305,8 +361,14 @@ def expand_sweep(config: dict[str, Any], source: str = "config", notes: list[str
                     notes.append(note)
                 continue
             resolved = _resolved(problem, score, solver, options, budget, seed, n, metrics)
-            key = _key(resolved)
-            runs.setdefault(key, RunSpec(problem, score, solver, options, budget, seed, n, tuple(metrics), key))
+            config_key = _sha256(resolved)
+            code = run_code(solver, score["name"], tuple(metrics))
+            key = run_key(config_key, code)
+            if key not in runs:
+                described = {**info, "score_label": score_label(score)}
+                runs[key] = RunSpec(
+                    problem, score, solver, options, budget, seed, n, tuple(metrics), config_key, code, key, described
+                )
     errors.raise_if_any()
     return list(runs.values())
 

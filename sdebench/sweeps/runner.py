@@ -1,9 +1,12 @@
 """Executing one run: problem, score, solver and metrics from a :class:`RunSpec`, with every failure caught.
 
-A run's randomness comes only from a generator seeded by its own key (which hashes its seed), so a run gives the
-same numbers whichever executor, process or order runs it. Each run uses one torch thread: runs are small, the
-parallelism is across runs, and a fixed thread count keeps floating-point reductions bit-identical.
-"""
+A run's randomness comes only from a generator seeded by its config key (which hashes its seed), so a run gives the
+same numbers whichever executor, process or order runs it, and a change of code that changes no arithmetic gives the
+same numbers again. A worker whose own code differs from the code the run is keyed by (a Dask worker with another
+sdebench installed) refuses the run: its numbers would be filed under code that did not make them.
+
+Each run uses one torch thread: runs are small, the parallelism is across runs, and a fixed thread count keeps
+floating-point reductions bit-identical."""
 
 from __future__ import annotations
 
@@ -15,13 +18,14 @@ import time
 import traceback
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 import sdebench
 from sdebench.errors import DivergedError
+from sdebench.fingerprint import changed_modules
 from sdebench.metrics import compute_metrics, exact_reference
 from sdebench.metrics.base import Reference
 from sdebench.metrics.uncertainty import floor_estimates
@@ -30,8 +34,10 @@ from sdebench.problems.problem import problem_from_spec
 from sdebench.scores import ExactScore, Score, TrainConfig
 from sdebench.scores.training import load_checkpoint
 from sdebench.solvers import make_solver
-from sdebench.sweeps.config import RunSpec
 from sdebench.sweeps.store import RunResult
+
+if TYPE_CHECKING:
+    from sdebench.sweeps.config import RunSpec
 
 #: Rows of the preview kept in the store for the report's density pictures (first two coordinates, float32).
 PREVIEW_ROWS = 10_000
@@ -45,8 +51,17 @@ _networks: dict[str, Score] = {}
 
 
 def run_seed(spec: RunSpec) -> int:
-    """The generator seed of a run: from its key, which hashes its whole config including its seed."""
-    return int(spec.key[:15], 16)
+    """The generator seed of a run: from its config key, which hashes its whole config including its seed."""
+    return int(spec.config_key[:15], 16)
+
+
+def _code_mismatch(spec: RunSpec) -> str | None:
+    """Why this process must not run ``spec`` (its code differs from the code the run is keyed by), or None."""
+    changed = changed_modules(spec.code)
+    if not changed:
+        return None
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return f"this worker's code differs from the sweep's ({shown}): install the same sdebench on every worker"
 
 
 def train_config(score: dict[str, Any]) -> TrainConfig:
@@ -99,8 +114,11 @@ def execute(spec: RunSpec, checkpoint: str | None = None, keep_samples: bool = F
     """Run ``spec`` and compute its metrics; a divergence or any exception becomes a stored status, never a raise."""
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    result = RunResult(key=spec.key, status="ok", config=spec.resolved())
+    result = spec.result()
     try:
+        mismatch = _code_mismatch(spec)
+        if mismatch is not None:
+            raise RuntimeError(mismatch)
         problem, reference = _problem(spec)
         score = _score(spec, problem, checkpoint)
         solver = make_solver(spec.solver, **spec.options)

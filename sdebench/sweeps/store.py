@@ -1,6 +1,11 @@
-"""The run store: one SQLite file (WAL mode), one row per run keyed by the run's config hash.
+"""The run store: one SQLite file (WAL mode), one row per run keyed by its config and the code that computed it.
 
-A ``meta`` table marks the file as an sdebench store (``app = sdebench``, ``format = 1``); any other file is refused
+Each row keeps the run's ``config_key`` (its resolved config's hash), ``code`` (the hash of every module that computed
+it, see :mod:`sdebench.fingerprint`) and ``info`` (the configured solver's kind, adaptivity, declared orders and
+labels), so that reports need nothing but the store. A run of the same config by other code has another key: it is
+stored beside the old one, never over it.
+
+A ``meta`` table marks the file as an sdebench store (``app = sdebench``, ``format = 2``); any other file is refused
 without being touched. Each result is written in one ``BEGIN IMMEDIATE`` transaction, so a killed process leaves
 either the whole row or nothing, and two sweeps writing at once wait for each other (``busy_timeout``) instead of
 failing. A finished ``ok`` run is never overwritten; a ``failed`` or ``diverged`` one may be replaced by a retry.
@@ -20,7 +25,9 @@ import numpy as np
 from sdebench.errors import UserError, check
 
 APP = "sdebench"
-FORMAT = "1"
+FORMAT = "2"
+#: What older formats lacked, for the message that refuses them.
+_FORMAT_CHANGES = {"1": "its runs are not keyed by the code that made them"}
 STATUSES = ("ok", "diverged", "failed")
 _BUSY_TIMEOUT_MS = 60_000
 
@@ -28,6 +35,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     key TEXT PRIMARY KEY,
+    config_key TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'failed')),
     problem TEXT NOT NULL,
     score TEXT NOT NULL,
@@ -44,10 +52,13 @@ CREATE TABLE IF NOT EXISTS runs (
     metrics_s REAL,
     error TEXT,
     env TEXT NOT NULL,
+    code TEXT NOT NULL,
+    info TEXT NOT NULL,
     samples_path TEXT,
     attempts INTEGER NOT NULL DEFAULT 1,
     created REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS runs_by_config ON runs (config_key);
 CREATE TABLE IF NOT EXISTS previews (key TEXT PRIMARY KEY, rows INTEGER NOT NULL, cols INTEGER NOT NULL,
                                      data BLOB NOT NULL);
 """
@@ -60,6 +71,9 @@ class RunResult:
     key: str
     status: str
     config: dict[str, Any]
+    config_key: str = ""
+    code: dict[str, str | None] = field(default_factory=dict)  # module -> hash of its code
+    info: dict[str, Any] = field(default_factory=dict)  # the configured solver's kind, orders and labels
     metrics: dict[str, float] = field(default_factory=dict)
     floors: dict[str, list[float]] = field(default_factory=dict)  # name -> [mean, CI half-width, draws]
     nfe: float | None = None
@@ -138,7 +152,12 @@ class Store:
             raise UserError("store", f"{str(self.path)!r} is not an sdebench store (it holds other tables)")
         if meta.get("format") != FORMAT:
             self.conn.close()
-            raise UserError("store", f"{str(self.path)!r} has store format {meta.get('format')}, this is {FORMAT}")
+            why = _FORMAT_CHANGES.get(str(meta.get("format")))
+            raise UserError(
+                "store",
+                f"{str(self.path)!r} has store format {meta.get('format')}, this is {FORMAT}"
+                + (f" ({why}): sweep into a new store" if why else ""),
+            )
 
     def close(self) -> None:
         """Close the connection (WAL contents stay safe in the -wal file until the next checkpoint)."""
@@ -155,6 +174,11 @@ class Store:
         """Status of every stored run, by key."""
         return dict(self.conn.execute("SELECT key, status FROM runs"))
 
+    def config_keys(self) -> set[str]:
+        """The config keys of every stored run, whatever code made it (a run of a config made by other code is
+        stale: the sweep redoes it under its new key)."""
+        return {row[0] for row in self.conn.execute("SELECT DISTINCT config_key FROM runs")}
+
     def is_done(self, key: str, retry_failed: bool = False) -> bool:
         """Whether the run needs no (re)computation: stored ok, or stored at all unless failures are retried."""
         row = self.conn.execute("SELECT status FROM runs WHERE key = ?", (key,)).fetchone()
@@ -169,7 +193,7 @@ class Store:
         out = []
         for row in cursor:
             record = dict(zip(names, row, strict=True))
-            for column in ("config", "metrics", "floors", "env"):
+            for column in ("config", "metrics", "floors", "env", "code", "info"):
                 record[column] = json.loads(record[column])
             out.append(record)
         return out
@@ -199,9 +223,11 @@ class Store:
                 return False
             attempts = 1 if row is None else row[1] + 1
             self.conn.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     result.key,
+                    result.config_key,
                     result.status,
                     config["problem"].get("name", "custom"),
                     config["score"]["name"],
@@ -218,6 +244,8 @@ class Store:
                     result.metrics_s,
                     result.error,
                     _json(result.env),
+                    _json(result.code),
+                    _json(result.info),
                     result.samples_path,
                     attempts,
                     time.time(),
