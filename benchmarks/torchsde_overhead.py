@@ -34,7 +34,7 @@ import torchsde
 from sdebench.problems import get_problem
 from sdebench.scores import CountingScore, make_score
 from sdebench.solvers import make_solver
-from sdebench.solvers.euler_maruyama import initial_state
+from sdebench.solvers.base import initial_state
 from sdebench.solvers.torchsde_solvers import SDE_TYPES
 
 

@@ -110,6 +110,17 @@ def test_run_code_covers_the_solver_the_score_and_the_metrics_but_not_other_solv
     assert all(spec.code.values())
 
 
+def test_no_solver_depends_on_another_solvers_module() -> None:
+    """A fix to one solver's file redoes only that solver's runs: shared helpers live in solvers/base.py, so no
+    solver module imports another (found on an asymmetric 3-D sweep: an edit of em's file made dpmpp-2m, srk and
+    rk45 stale, through em's initial_state)."""
+    from sdebench.solvers import SOLVERS
+
+    modules = {cls.__module__ for _, cls in SOLVERS.items()}
+    for module in sorted(modules):
+        assert set(closure([module])) & modules == {module}, module
+
+
 def test_a_worker_with_other_code_refuses_the_run() -> None:
     """A worker whose code differs from the code a run is keyed by stores it as failed, naming the module: its
     numbers would otherwise be filed under code that did not make them."""

@@ -13,7 +13,7 @@ from sdebench.metrics import DEFAULT_METRICS, compute_metrics, noise_floors
 from sdebench.problems import Problem, get_problem
 from sdebench.scores import make_score
 from sdebench.solvers import make_solver
-from sdebench.solvers.euler_maruyama import initial_state
+from sdebench.solvers.base import initial_state
 from sdebench.solvers.ggf import LazyBrownianPaths
 from tests.conftest import generator
 from tests.test_euler_maruyama import assert_quality_bars

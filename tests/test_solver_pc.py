@@ -16,7 +16,7 @@ from sdebench.problems import Problem, get_problem
 from sdebench.problems.sde import VESDE
 from sdebench.scores import make_score
 from sdebench.solvers import IntervalBrownian, PartitionBrownian, make_solver
-from sdebench.solvers.euler_maruyama import initial_state
+from sdebench.solvers.base import initial_state
 from sdebench.solvers.pc import (
     CORRECTORS,
     PREDICTORS,

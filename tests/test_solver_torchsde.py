@@ -13,7 +13,7 @@ from sdebench.problems import Problem, get_problem
 from sdebench.problems.sde import VESDE
 from sdebench.scores import make_score
 from sdebench.solvers import IntervalBrownian, make_grid, make_solver
-from sdebench.solvers.euler_maruyama import initial_state
+from sdebench.solvers.base import initial_state
 from sdebench.solvers.torchsde_solvers import SDE_TYPES
 from tests.conftest import generator
 

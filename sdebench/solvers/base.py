@@ -168,6 +168,29 @@ NFE = Param("nfe", int, None, "NFE budget: use the most steps whose NFE fits", l
 GRID = Param("grid", str, "uniform-t", "time grid from 1 to t_end", registry=GRIDS)
 
 
+#: The option every sampler offers: the final Tweedie step.
+DENOISE = Param("denoise", bool, False, "finish with the Tweedie step x + σ(ε)²·s(x, ε) (one more NFE)")
+START = Param(
+    "start",
+    str,
+    "prior",
+    "initial law: the prior N(0, σmax² I), or the seed's N(0, I) (a quirk, kept to reproduce the seed)",
+    choices=("prior", "standard-normal"),
+)
+
+
+def initial_state(problem: Problem, n: int, start: str, generator: torch.Generator) -> Tensor:
+    """n float64 draws from the prior (or, with ``start="standard-normal"``, from the seed's N(0, I))."""
+    if start == "standard-normal":
+        return torch.randn(n, problem.dim, generator=generator, dtype=torch.float64)
+    return problem.sde.prior_sample(n, problem.dim, generator=generator)
+
+
+def tweedie_denoise(problem: Problem, score: Score, x: Tensor) -> Tensor:
+    """E[x_0 | x_ε] = x + σ(ε)²·s(x, ε): removes the kernel noise left at t_end (costs one NFE)."""
+    return x + problem.sde.sigma(problem.t_end) ** 2 * score(x, problem.t_end)
+
+
 class FixedStepSolver(Solver):
     """A solver on a time grid: parameters ``steps`` or an ``nfe`` budget, and ``grid``.
 

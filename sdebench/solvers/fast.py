@@ -26,16 +26,14 @@ import torch
 from sdebench.errors import check
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import NFE, STEPS, FixedStepSolver, Param, register
+from sdebench.solvers.base import DENOISE, NFE, STEPS, FixedStepSolver, Param, initial_state, register, tweedie_denoise
 from sdebench.solvers.brownian import Brownian
-from sdebench.solvers.euler_maruyama import initial_state, tweedie_denoise
 from sdebench.solvers.grids import GRIDS
 from sdebench.solvers.noise import standard_normal_
 
 Tensor = torch.Tensor
 
 KARRAS_GRID = Param("grid", str, "karras", "time grid from 1 to t_end", registry=GRIDS)
-DENOISE = Param("denoise", bool, False, "finish with the Tweedie step x ← D(x, σ(t_end)) (one more NFE)")
 
 
 def denoiser(problem: Problem, score: Score, x: Tensor, t: float, sigma: float) -> Tensor:

@@ -9,9 +9,8 @@ import torch
 from sdebench.errors import DivergedError
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import Param, Solver, register
+from sdebench.solvers.base import DENOISE, Param, Solver, initial_state, register, tweedie_denoise
 from sdebench.solvers.brownian import Brownian
-from sdebench.solvers.euler_maruyama import initial_state, tweedie_denoise
 from sdebench.solvers.noise import standard_normal_
 
 Tensor = torch.Tensor
@@ -80,7 +79,7 @@ class GottaGoFast(Solver):
         Param("h_init", float, 1e-2, "first step in t", _positive, "must be > 0"),
         Param("safety", float, 0.9, "safety factor θ of the step update", lambda v: 0 < v <= 1, "must be in (0, 1]"),
         Param("exponent", float, 0.9, "exponent r of the step update h·E^(−r)", _positive, "must be > 0"),
-        Param("denoise", bool, False, "finish with the Tweedie step x + σ(ε)²·s(x, ε) (one more NFE)"),
+        DENOISE,
         Param(
             "retry",
             str,

@@ -27,9 +27,8 @@ from sdebench.problems import Problem
 from sdebench.problems.sde import VESDE
 from sdebench.registry import Registry
 from sdebench.scores.base import Score
-from sdebench.solvers.base import FixedStepSolver, Param, register
+from sdebench.solvers.base import DENOISE, FixedStepSolver, Param, initial_state, register, tweedie_denoise
 from sdebench.solvers.brownian import Brownian
-from sdebench.solvers.euler_maruyama import initial_state, tweedie_denoise
 from sdebench.solvers.noise import standard_normal_
 
 Tensor = torch.Tensor
@@ -249,7 +248,6 @@ SNR = Param("snr", float, 0.16, "corrector signal-to-noise ratio (sets its step 
 N_STEPS_EACH = Param(
     "n_steps_each", int, 1, "corrector steps after each predictor step", lambda v: v >= 1, "must be >= 1"
 )
-DENOISE = Param("denoise", bool, False, "finish with the Tweedie step x + σ(ε)²·s(x, ε) (one more NFE)")
 
 
 @register

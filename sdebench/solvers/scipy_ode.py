@@ -37,9 +37,8 @@ from scipy.integrate import solve_ivp
 from sdebench.errors import DivergedError
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import Param, Solver, register
+from sdebench.solvers.base import Param, Solver, initial_state, register
 from sdebench.solvers.brownian import Brownian
-from sdebench.solvers.euler_maruyama import initial_state
 
 Tensor = torch.Tensor
 

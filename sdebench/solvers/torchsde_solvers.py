@@ -52,9 +52,8 @@ import torchsde
 from sdebench.errors import DivergedError
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import FixedStepSolver, Param, Solver, register
+from sdebench.solvers.base import FixedStepSolver, Param, Solver, initial_state, register
 from sdebench.solvers.brownian import Brownian, GeneratorBrownian
-from sdebench.solvers.euler_maruyama import initial_state
 from sdebench.solvers.noise import standard_normal_
 
 Tensor = torch.Tensor
