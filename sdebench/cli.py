@@ -20,7 +20,7 @@ from sdebench.analysis.likelihood import DIVERGENCES, NOISES, exact_nll, negativ
 from sdebench.errors import DivergedError, UserError, check
 from sdebench.io import check_writable, write_atomic
 from sdebench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, data_reference, exact_reference, noise_floors
-from sdebench.problems import PROBLEMS, Problem, get_problem, load_problem
+from sdebench.problems import PROBLEMS, SDES, Problem, get_problem, load_problem
 from sdebench.scores import ARCHS, SCORES, TrainConfig, make_score
 from sdebench.scores.training import LOSSES, WEIGHTINGS, load_or_train
 from sdebench.solvers import GRIDS, SOLVERS, make_solver
@@ -94,6 +94,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Print what is registered: problems, scores, solvers (with parameters and orders), metrics, grids, archs."""
     listing = {
         "problems": {name: _doc(fn) for name, fn in PROBLEMS.items()},
+        "sdes": {name: {"doc": _doc(cls), "params": dict(cls.params)} for name, cls in SDES.items()},
         "scores": {name: _doc(fn) for name, fn in SCORES.items()},
         "solvers": {name: cls.describe() for name, cls in SOLVERS.items()},
         "metrics": {name: _doc(fn) for name, fn in METRICS.items()},
@@ -110,6 +111,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                 params = ", ".join(f"{p}={d['default']}" for p, d in entry["params"].items())
                 orders = f"strong {entry['strong_order']}, weak {entry['weak_order']}"
                 print(f"  {name:<20} {entry['doc']}\n  {'':<20} [{entry['kind']}; {orders}; {params}]")
+            elif kind == "sdes":
+                params = ", ".join(f"{p}={v:g}" for p, v in entry["params"].items())
+                print(f"  {name:<20} {entry['doc']}\n  {'':<20} [{params}]")
             else:
                 doc = entry["doc"] if isinstance(entry, dict) else entry
                 print(f"  {name:<20} {doc}")
@@ -151,6 +155,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         check(plot.suffix == ".png", "plot", f"must end in .png, got {str(plot)!r}")
     reason = solver.supports(problem)
     check(reason is None, "solver", f"{args.solver!r} does not apply to {problem.name!r}: {reason}")
+    check(args.budget_seeds >= 2, "budget-seeds", f"must be >= 2 (a CI needs two seeds), got {args.budget_seeds}")
     train_config = _score_config(args)
     score = _build_score(args, problem, train_config)
     generator = torch.Generator().manual_seed(args.seed)
@@ -195,6 +200,25 @@ def cmd_sample(args: argparse.Namespace) -> int:
         "plot": str(plot) if plot else None,
         "version": __version__,
     }
+    budget = None
+    if args.budget:
+        from sdebench.analysis.budget import error_budget
+
+        seeds = [args.seed + k for k in range(args.budget_seeds)]
+        try:
+            budget = error_budget(problem, args.solver, solver.options, score, args.n, seeds, metric_names)
+        except DivergedError as exc:
+            sys.stderr.write(f"diverged (error budget): {exc}\n")
+            return 1
+        summary["budget"] = {
+            key: {
+                "floor": _estimate_dict(b.floor),
+                "terms": {source: _estimate_dict(t) for source, t in b.terms.items()},
+                "dominant": b.dominant,
+                "seeds": seeds,
+            }
+            for key, b in budget.items()
+        }
     if args.json:
         print(json.dumps(summary))
     else:
@@ -203,8 +227,28 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(f"{'metric':<24}{'vs p_ε':>12}{'floor':>12}{'vs p_data':>12}")
         for key, value in metrics.items():
             print(f"{key:<24}{value:>12.5g}{floors[key]:>12.5g}{metrics_data.get(key, float('nan')):>12.5g}")
+        if budget is not None:
+            _print_budget(budget, len(seeds))
         print(f"samples: {out}" + (f"\nplot: {plot}" if plot else ""))
     return 0
+
+
+def _estimate_dict(e: Any) -> dict[str, float] | None:
+    return None if e is None else {"mean": e.mean, "ci": e.half_width}
+
+
+def _print_budget(budget: dict[str, Any], seeds: int) -> None:
+    """The error budget of the headline metrics as a text table."""
+    from sdebench.metrics.budget import SOURCES, format_term
+
+    shown = [k for k in ("sw1", "mode_max_dev_se", "mode_std_rel_err_max") if k in budget] or list(budget)[:3]
+    print(f"\nerror budget over {seeds} seeds (term ± 95% CI; * = distinguishable from 0):")
+    print(f"{'metric':<22}{'floor':>18}" + "".join(f"{s:>22}" for s in SOURCES) + f"{'dominant':>20}")
+    for key in shown:
+        b = budget[key]
+        floor = "—" if b.floor is None else f"{b.floor.mean:.3g} ± {b.floor.half_width:.2g}"
+        terms = "".join(f"{format_term(b.terms[s]):>22}" for s in SOURCES)
+        print(f"{key:<22}{floor:>18}{terms}{b.dominant:>20}")
 
 
 def cmd_nll(args: argparse.Namespace) -> int:
@@ -259,7 +303,8 @@ def cmd_nll(args: argparse.Namespace) -> int:
     print(f"{'NLL (nats)':<24}{result.mean:>12.5f} ± {result.se:.5f}   ({result.bpd:.5f} bits/dim)")
     print(f"{'exact −log p_ε':<24}{summary['exact_nll_mean']:>12.5f}")
     print(f"{'difference (paired)':<24}{summary['diff_mean']:>12.5f} ± {summary['diff_se']:.5f}")
-    print(f"{'  of which prior gap':<24}{summary['prior_gap_mean']:>12.5f}   (N(0, σmax² I) in place of p_1)")
+    prior = f"N(0, {problem.sde.prior_std:g}² I) in place of p_T"
+    print(f"{'  of which prior gap':<24}{summary['prior_gap_mean']:>12.5f}   ({prior})")
     print(f"NFE {result.nfe} ({result.backward} backward passes), wall time {result.wall_s:.2f} s")
     return 0
 
@@ -457,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metric names")
     p.add_argument("--out", type=Path, required=True, help="samples.npy: float64, shape (n, d)")
     p.add_argument("--plot", type=Path, default=None, help="density.png")
+    p.add_argument(
+        "--budget",
+        action="store_true",
+        help="also print the error budget: discretisation, prior mismatch, score error and ε-truncation, each "
+        "with its noise (runs the solver from exact p_T draws and from the prior, with the exact and the given score)",
+    )
+    p.add_argument("--budget-seeds", type=int, default=3, help="seeds per rung of the error budget (default 3)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sample)
 

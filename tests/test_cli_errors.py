@@ -294,7 +294,9 @@ BAD_CONFIGS = {
     "sigma_min-eq-max": (dict(sigma_min="10.0"), "sde.sigma_max"),
     "sigma_min-gt-max": (dict(sigma_min="20.0"), "sde.sigma_max"),
     "sigma_min-text": (dict(sigma_min='"small"'), "sde.sigma_min"),
-    "sde-type": (dict(sde_type='"vp"'), "sde.type"),
+    "sde-type": (dict(sde_type='"vq"'), "sde.type"),
+    "sde-type-number": (dict(sde_type="1"), "sde.type"),
+    "vp-with-sigma-keys": (dict(sde_type='"vp"'), "sde.sigma_min"),
     # ε
     "t_end-0": (dict(t_end="0.0"), "t_end"),
     "t_end-1": (dict(t_end="1.0"), "t_end"),
@@ -334,6 +336,32 @@ def test_config_bad_field(overrides, field, tmp_path, paths, capsys):
     """A TOML problem with a bad σ range, ε, weights, covariance, dimension or key fails naming that field."""
     config = tmp_path / "bad.toml"
     config.write_text(gmm_toml(**overrides))
+    assert_fails(sample_argv(paths, problem=["--config", str(config)]), capsys, tmp_path, field)
+
+
+BAD_SDE_TABLES = {
+    "vp-beta-order": ('type = "vp"\nbeta_min = 20.0\nbeta_max = 0.1', "sde.beta_max"),
+    "vp-beta-equal": ('type = "vp"\nbeta_min = 1.0\nbeta_max = 1.0', "sde.beta_max"),
+    "vp-beta-negative": ('type = "vp"\nbeta_min = -0.1', "sde.beta_min"),
+    "vp-beta-inf": ('type = "vp"\nbeta_max = inf', "sde.beta_max"),
+    "subvp-beta-text": ('type = "subvp"\nbeta_min = "low"', "sde.beta_min"),
+    "subvp-sigma-key": ('type = "subvp"\nsigma_max = 1.0', "sde.sigma_max"),
+    "edm-sigma-order": ('type = "edm"\nsigma_min = 80.0\nsigma_max = 1.0', "sde.sigma_max"),
+    "edm-sigma-zero": ('type = "edm"\nsigma_min = 0.0', "sde.sigma_min"),
+    "edm-beta-key": ('type = "edm"\nbeta_min = 0.1', "sde.beta_min"),
+    "edm-t_end-past-T": ('type = "edm"\nsigma_max = 5.0\n[extra]', "t_end"),
+}
+
+
+@pytest.mark.parametrize(("table", "field"), list(BAD_SDE_TABLES.values()), ids=list(BAD_SDE_TABLES))
+def test_config_bad_sde_of_the_family(table, field, tmp_path, paths, capsys):
+    """Each SDE type validates its own parameters (β order, σ range, keys of another type, ε inside (0, T))."""
+    table = table.replace("\n[extra]", "")
+    t_end = "t_end = 6.0\n" if field == "t_end" else ""
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        f'{t_end}[sde]\n{table}\n[data]\ntype = "gmm"\nweights = [1.0]\nmeans = [[0.0, 0.0]]\ncovs = [1.0]\n'
+    )
     assert_fails(sample_argv(paths, problem=["--config", str(config)]), capsys, tmp_path, field)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 
@@ -13,7 +12,6 @@ import torch
 from sdebench.errors import UserError
 from sdebench.metrics import DEFAULT_METRICS, compute_metrics, noise_floors
 from sdebench.problems import Problem, get_problem
-from sdebench.problems.sde import VESDE
 from sdebench.scores import make_score
 from sdebench.solvers import IntervalBrownian, PartitionBrownian, make_solver
 from sdebench.solvers.base import initial_state
@@ -202,17 +200,6 @@ def test_corrector_only_annealed_langevin_passes_quality_bars(gmm2: Problem, gmm
     result = solver.solve(gmm2, make_score("exact", gmm2), N, generator(2))
     assert result.nfe == 600
     assert_quality_bars(compute_metrics(DEFAULT_METRICS, result.samples, gmm2_reference), floors)
-
-
-def test_supports_refuses_the_sde_specific_steps_on_a_drifting_sde(gmm2: Problem) -> None:
-    """Reverse diffusion, ancestral and annealed Langevin are stated for zero-drift SDEs and say so."""
-    sde = VESDE()
-    sde.zero_drift = False  # stands for an SDE with a drift (only the flag is asked)
-    drifting = dataclasses.replace(gmm2, sde=sde)
-    assert "reverse_diffusion" in make_solver("pc").supports(drifting)
-    assert "annealed_langevin" in make_solver("pc", predictor="none", corrector="annealed_langevin").supports(drifting)
-    assert make_solver("pc", predictor="euler_maruyama").supports(drifting) is None
-    assert make_solver("pc").supports(gmm2) is None
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ def test_dedupe_across_blocks():
 def test_defaults_filled():
     run = expand_sweep({"sweep": [block(budgets=[20])]})[0]
     assert run.seed == 0 and run.n == 10000 and list(run.metrics) == DEFAULT_METRICS
-    assert run.options["grid"] == "uniform-t" and run.options["nfe"] == 20 and "steps" in run.options
+    assert run.options["grid"] is None and run.options["start"] == "prior"  # unset grid: the SDE's own
+    assert run.options["nfe"] == 20 and "steps" in run.options
     assert run.score == {"name": "exact"}
 
 
@@ -39,7 +40,7 @@ def test_key_stability(tmp_path):
     p2.write_text('[[sweep]]\nseeds = [3]\nsolvers = [{snr = 0.1, name = "pc"}]\nproblems = ["ve-gmm2"]\n')
     assert [r.key for r in load_sweep(p1)] == [r.key for r in load_sweep(p2)]
     # explicitly giving a default changes nothing; a changed option changes the key
-    same = expand_sweep({"sweep": [block(solvers=[{"name": "pc", "snr": 0.1, "grid": "uniform-t"}])]})
+    same = expand_sweep({"sweep": [block(solvers=[{"name": "pc", "snr": 0.1, "corrector": "langevin"}])]})
     base = expand_sweep({"sweep": [block(solvers=[{"name": "pc", "snr": 0.1}])]})
     other = expand_sweep({"sweep": [block(solvers=[{"name": "pc", "snr": 0.11}])]})
     assert [r.key for r in same] == [r.key for r in base]

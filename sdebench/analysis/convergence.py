@@ -149,7 +149,7 @@ def convergence_study(
     check(path in PATHS, "path", f"unknown {path!r} (valid: {', '.join(PATHS)})")
     if path == "nested":
         check(
-            make_solver(solver_name, **options).options.get("grid") == "uniform-t",
+            make_solver(solver_name, **options).grid_name(problem) == "uniform-t",
             "path",
             "nested paths need the uniform-t grid",
         )
@@ -174,9 +174,9 @@ def convergence_study(
         brownian = None
         if solver.kind == "sde":
             if path == "nested":
-                brownian = NestedBrownian(n, problem.dim, problem.t_end, fine_steps, seed)
+                brownian = NestedBrownian(n, problem.dim, problem.t_end, fine_steps, seed, t_start=problem.t_start)
             elif path == "interval":
-                brownian = IntervalBrownian(n, problem.dim, problem.t_end, entropy=seed)
+                brownian = IntervalBrownian(n, problem.dim, problem.t_end, entropy=seed, t_start=problem.t_start)
             else:
                 brownian = partition
         return solver.solve(problem, score, n, torch.Generator().manual_seed(seed), brownian=brownian)

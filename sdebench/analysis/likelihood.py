@@ -1,16 +1,19 @@
 """Negative log-likelihood through the probability-flow ODE and the instantaneous change of variables.
 
 Which density. Points x are taken at the problem's t_end = ε (where samplers stop), i.e. as points of p_ε. The ODE
-dx/dt = f − ½ g²·s is integrated *forward* from t = ε to t = 1, together with d(Δ)/dt = div(drift):
+dx/dt = f − ½ g²·s is integrated *forward* from t = ε to t = T (1, or σmax for EDM), together with
+d(Δ)/dt = div(drift):
 
-    log p_ε(x) = log p_prior(x(1)) + ∫_ε^1 div(drift)(x(t), t) dt.
+    log p_ε(x) = log p_prior(x(T)) + ∫_ε^T div(drift)(x(t), t) dt.
+
+Any SDE of the family: the drift's divergence includes f(t)·d, which autograd finds like the rest.
 
 So the result is the NLL of the **model's p_ε** — the distribution a sampler stopping at ε targets — and must be
-compared with the exact −log p_ε = −log (data ⊛ N(0, σ(ε)² I)) (:func:`exact_nll`). Under sdebench's σ(0)
-convention (see :mod:`sdebench.problems.sde`) even t = 0 carries noise of scale σmin, so the ODE can never reach
-p_data itself; starting at 0 instead of ε would give log p_0 at points of p_ε (a different, if here very close,
-density). With the exact score the only modelling error left is the prior: p_1 = data ⊛ N(0, σmax² I) is replaced
-by N(0, σmax² I); ``log_prior`` and ``x_end`` are returned so that gap can be measured (:func:`prior_gap`).
+compared with the exact −log p_ε (:func:`exact_nll`). Under the VE's σ(0) convention (see
+:mod:`sdebench.problems.sde`) even t = 0 carries noise of scale σmin, so the ODE can never reach p_data itself;
+starting at 0 instead of ε would give log p_0 at points of p_ε (a different, if here very close, density). With the
+exact score the only modelling error left is the prior: p_T is replaced by the SDE's prior (N(0, σmax² I) for VE,
+N(0, I) for VP); ``log_prior`` and ``x_end`` are returned so that gap can be measured (:func:`prior_gap`).
 
 Divergence: ``"exact"`` takes d backward passes per evaluation (low d); ``"hutchinson"`` takes one per probe,
 E[vᵀ J v] = tr J for probes with E[v vᵀ] = I (Rademacher ±1 or Gaussian), drawn once per run from the generator
@@ -91,13 +94,13 @@ class LikelihoodResult:
 
 
 def exact_nll(problem: Problem, x: Tensor) -> Tensor:
-    """The exact −log p_ε(x) = −log (data ⊛ N(0, σ(ε)² I))(x) per row: what :func:`negative_log_likelihood` targets."""
+    """The exact −log p_ε(x) per row: what :func:`negative_log_likelihood` targets."""
     return -problem.target().log_prob(_check_points(problem, x))
 
 
 def prior_gap(problem: Problem, result: LikelihoodResult) -> Tensor:
-    """Per point, log p_1(x(1)) − log p_prior(x(1)): the error the N(0, σmax² I) prior alone puts into log p_ε."""
-    return problem.marginal_at(1.0).log_prob(result.x_end) - result.log_prior
+    """Per point, log p_T(x(T)) − log p_prior(x(T)): the error the prior alone puts into log p_ε."""
+    return problem.marginal_at(problem.t_start).log_prob(result.x_end) - result.log_prior
 
 
 def negative_log_likelihood(
@@ -113,7 +116,7 @@ def negative_log_likelihood(
     method: str = "RK45",
     generator: torch.Generator | None = None,
 ) -> LikelihoodResult:
-    """NLL (nats) of the points ``x`` (n, d) under the model's p_ε, by the probability-flow ODE from t_end to 1.
+    """NLL (nats) of the points ``x`` (n, d) under the model's p_ε, by the probability-flow ODE from t_end to T.
 
     ``score(x, t)`` must be differentiable in x by autograd. A score with a ``model`` attribute (a
     :class:`torch.nn.Module`, as :class:`~sdebench.scores.training.TrainedScore` has) is evaluated through that model
@@ -161,7 +164,7 @@ def negative_log_likelihood(
     y0 = np.concatenate([x.numpy().ravel(), np.zeros(n)])
     start = time.perf_counter()
     try:
-        sol = solve_ivp(rhs, (t_start, 1.0), y0, method=method, rtol=rtol, atol=atol)
+        sol = solve_ivp(rhs, (t_start, problem.t_start), y0, method=method, rtol=rtol, atol=atol)
     except _NonFinite as exc:
         raise DivergedError(str(exc)) from None
     wall = time.perf_counter() - start

@@ -25,36 +25,40 @@ def score_error_profile(
     n: int = 4096,
     generator: torch.Generator | None = None,
 ) -> list[dict[str, float]]:
-    """σ(t)²-weighted mean squared error of ``score`` against the exact score of p_t, at each t in ``times``.
+    """Kernel-variance-weighted mean squared error of ``score`` against the exact score of p_t, at each t in ``times``.
 
-    For each t, n fresh exact draws x ~ p_t = data ⊛ N(0, σ(t)² I) give (rows of the returned list, in the order
-    of ``times``):
-    ``error`` = E σ² ‖s(x, t) − ∇log p_t(x)‖² (the weighting of the default DSM loss, λ = σ², which keeps every
+    With std = s(t)σ(t), the kernel's std (σ(t) for VE), for each t, n fresh exact draws x ~ p_t give (rows of the
+    returned list, in the order of ``times``):
+    ``error`` = E std² ‖s(x, t) − ∇log p_t(x)‖² (the weighting of the default DSM loss, λ = std², which keeps every
     noise level of order one) with ``error_se`` its Monte-Carlo standard error;
-    ``exact_norm`` = E σ² ‖∇log p_t(x)‖² on the same draws (d at large σ, smaller near the data);
+    ``exact_norm`` = E std² ‖∇log p_t(x)‖² on the same draws (d at large σ, smaller near the data);
     ``relative_error`` = error / exact_norm, the share of the score's own size that is wrong;
-    and ``t``, ``sigma``. Evaluated in float64 (a network casts to its own precision inside). The draw for each t
-    uses ``generator`` in sequence, so the whole profile is fixed by its seed.
+    and ``t``, ``sigma`` (σ(t)), ``std``. Evaluated in float64 (a network casts to its own precision inside). The
+    draw for each t uses ``generator`` in sequence, so the whole profile is fixed by its seed.
     """
     t_list = [float(t) for t in times]
     check(len(t_list) > 0, "times", "must not be empty")
-    check(all(math.isfinite(t) and 0.0 <= t <= 1.0 for t in t_list), "times", f"must lie in [0, 1], got {t_list}")
+    t_max = problem.t_start
+    inside = all(math.isfinite(t) and 0.0 <= t <= t_max for t in t_list)
+    check(inside, "times", f"must lie in [0, {t_max:g}], got {t_list}")
     check(isinstance(n, int) and n >= 2, "n", f"must be an integer ≥ 2, got {n!r}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     rows = []
     for t in t_list:
-        sigma = float(problem.sde.sigma(t))
+        sigma, scale = float(problem.sde.sigma(t)), float(problem.sde.s(t))
+        std = scale * sigma
         x = problem.marginal_at(t).sample(n, generator=gen)[0]
-        exact = problem.data.score(x, sigma)
+        exact = problem.data.score(x, sigma, scale)
         estimate = torch.as_tensor(score(x, t)).to(torch.float64)
         check(estimate.shape == x.shape, "score", f"returned shape {tuple(estimate.shape)}, expected {tuple(x.shape)}")
-        err = sigma**2 * (estimate - exact).pow(2).sum(1)
-        norm = float(sigma**2 * exact.pow(2).sum(1).mean())
+        err = std**2 * (estimate - exact).pow(2).sum(1)
+        norm = float(std**2 * exact.pow(2).sum(1).mean())
         mean = float(err.mean())
         rows.append(
             {
                 "t": t,
                 "sigma": sigma,
+                "std": std,
                 "error": mean,
                 "error_se": float(err.std() / math.sqrt(n)),
                 "exact_norm": norm,

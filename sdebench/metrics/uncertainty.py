@@ -48,6 +48,19 @@ def floor_estimates(names: list[str], reference: Reference, n: int, draws: int =
     return summarize([compute_metrics(names, reference.draw(n, gen), reference) for _ in range(draws)])
 
 
+def truncation_estimates(
+    names: list[str], source: Reference, reference: Reference, n: int, draws: int = 5, seed: int = 12345
+) -> dict:
+    """Each metric for ``draws`` exact n-samples of ``source`` judged against ``reference``, as an :class:`Estimate`.
+
+    With ``source`` = p_data and ``reference`` = p_ε this is the ε-truncation term of the error budget: what
+    stopping at ε (not 0) costs, on the same scale as a run's metrics (it includes the same sampling noise as the
+    floor, drawn with the floor's seed).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    return summarize([compute_metrics(names, source.draw(n, gen), reference) for _ in range(draws)])
+
+
 def indistinguishable_from_exact(result: Estimate, floor: Estimate) -> bool:
     """True when a lower-is-better metric's mean over seeds is not significantly above its noise floor.
 

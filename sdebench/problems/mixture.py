@@ -1,4 +1,4 @@
-"""Gaussian mixtures in any dimension: sampling, exact log-density and the exact score of p_data ⊛ N(0, σ² I)."""
+"""Gaussian mixtures in any dimension: sampling, exact log-density and the exact score of p_t = law of s·(x_0 + σz)."""
 
 from __future__ import annotations
 
@@ -38,9 +38,10 @@ def _as_matrix(value: Any, dim: int, field: str) -> Tensor:
 class GaussianMixture:
     """Σ_k w_k N(μ_k, Σ_k) with full covariances.
 
-    Every density method takes ``sigma`` (a float, or one value per row of x) and then describes the mixture
-    convolved with N(0, σ² I), i.e. the mixture of N(μ_k, Σ_k + σ² I): that is p_t of the VE-SDE at σ = σ(t).
-    Work is done in each component's eigenbasis and in log space, so it stays stable as σ → 0.
+    Every density method takes ``sigma`` and ``scale`` (floats, or one value per row of x) and then describes the
+    law of scale·(x_0 + σ z), the mixture of N(s μ_k, s²(Σ_k + σ² I)): that is p_t of any linear SDE at
+    s = s(t), σ = σ(t) (for VE, s = 1). Work is done in each component's eigenbasis and in log space, so it stays
+    stable as σ → 0.
     """
 
     def __init__(self, weights: Sequence[float] | Tensor, means: Any, covs: Any, field: str = "data") -> None:
@@ -115,10 +116,10 @@ class GaussianMixture:
         """This mixture normalised per dimension by its exact mean and standard deviation."""
         return self.affine(self.mean(), self.covariance().diagonal().sqrt())
 
-    def convolved(self, sigma: float) -> GaussianMixture:
-        """The mixture of N(μ_k, Σ_k + σ² I): the data seen through the kernel at noise scale σ."""
+    def perturbed(self, scale: float, sigma: float) -> GaussianMixture:
+        """The mixture of N(s μ_k, s²(Σ_k + σ² I)): the data seen through a kernel of scale s and noise level σ."""
         eye = torch.eye(self.dim, dtype=torch.float64)
-        return GaussianMixture(self.weights, self.means, self.covs + sigma**2 * eye)
+        return GaussianMixture(self.weights, scale * self.means, scale**2 * (self.covs + sigma**2 * eye))
 
     # -- sampling and densities ---------------------------------------------------------------------------------
     def sample(
@@ -138,32 +139,41 @@ class GaussianMixture:
             self._cache[dtype] = (self.weights.log().to(dtype), vecs, means_rot, self._eigvals.to(dtype))
         return self._cache[dtype]
 
-    def _terms(self, x: Tensor, sigma: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Per component: log(w_k N_k(x)) (n, K), coordinates in its eigenbasis (n, K, d), variances."""
+    def _terms(self, x: Tensor, sigma: float | Tensor, scale: float | Tensor = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+        """Per component: log(w_k N_k(x)) (n, K), coordinates in its eigenbasis (n, K, d), variances.
+
+        The scale multiplies the (K, d) means and variances, not the (n, d) points, so a float s costs nothing
+        per row; s = 1 (VE) skips it entirely.
+        """
         log_w, vecs, means_rot, eigvals = self._params(x.dtype)
         if isinstance(sigma, Tensor):
             var = eigvals + sigma.to(x.dtype).reshape(-1, 1, 1) ** 2  # (n, K, d)
         else:
             var = eigvals + float(sigma) ** 2  # (K, d)
+        if isinstance(scale, Tensor):
+            scale = scale.to(x.dtype).reshape(-1, 1, 1)
+            means_rot, var = means_rot * scale, var * scale**2  # (n, K, d)
+        elif scale != 1.0:
+            means_rot, var = means_rot * scale, var * scale**2
         y = torch.einsum("nd,kde->nke", x, vecs) - means_rot
         quad = (y * y / var).sum(-1)
         logdet = var.log().sum(-1)
         log_comp = log_w - 0.5 * (quad + logdet + self.dim * math.log(2 * math.pi))
         return log_comp, y, var
 
-    def log_prob(self, x: Tensor, sigma: float | Tensor = 0.0) -> Tensor:
-        """log density of the mixture ⊛ N(0, σ² I) at each row of x."""
-        log_comp, _, _ = self._terms(x, sigma)
+    def log_prob(self, x: Tensor, sigma: float | Tensor = 0.0, scale: float | Tensor = 1.0) -> Tensor:
+        """log density of the law of scale·(x_0 + σz) at each row of x."""
+        log_comp, _, _ = self._terms(x, sigma, scale)
         return torch.logsumexp(log_comp, dim=1)
 
-    def responsibilities(self, x: Tensor, sigma: float | Tensor = 0.0) -> Tensor:
+    def responsibilities(self, x: Tensor, sigma: float | Tensor = 0.0, scale: float | Tensor = 1.0) -> Tensor:
         """Posterior probability of each component for each row of x, shape (n, K)."""
-        log_comp, _, _ = self._terms(x, sigma)
+        log_comp, _, _ = self._terms(x, sigma, scale)
         return torch.softmax(log_comp, dim=1)
 
-    def score(self, x: Tensor, sigma: float | Tensor = 0.0) -> Tensor:
-        """∇_x log of the mixture ⊛ N(0, σ² I): −Σ_k r_k (Σ_k + σ²I)⁻¹ (x − μ_k)."""
-        log_comp, y, var = self._terms(x, sigma)
+    def score(self, x: Tensor, sigma: float | Tensor = 0.0, scale: float | Tensor = 1.0) -> Tensor:
+        """∇_x log of the law of s·(x_0 + σz): −Σ_k r_k (s²(Σ_k + σ²I))⁻¹ (x − s μ_k)."""
+        log_comp, y, var = self._terms(x, sigma, scale)
         resp = torch.softmax(log_comp, dim=1)
         return -torch.einsum("nke,kde->nd", resp[:, :, None] * (y / var), self._params(x.dtype)[1])
 

@@ -6,7 +6,16 @@ import base64
 import html
 from typing import Any
 
-from sdebench.reports.tables import Group, failures, summary_cells, table_cells
+from sdebench.reports.tables import (
+    BUDGET_METRICS,
+    BUDGET_NOTE,
+    METRIC_TITLES,
+    Group,
+    budget_cells,
+    failures,
+    summary_cells,
+    table_cells,
+)
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem auto; max-width: 1500px;
@@ -101,6 +110,14 @@ def problem_section(
         "seed finished (log p_ε gap by |mean|). ≈ exact: every metric within its floor (one-sided; log p_ε gap "
         "two-sided), needs ≥ 3 seeds. NFE = score evaluations per sample; wall s = solver time per run.</p>"
     )
+    budgets = [(m, budget_cells(groups, m)) for m in BUDGET_METRICS]
+    budgets = [(m, cells) for m, cells in budgets if cells[1]]
+    if budgets:
+        parts.append("<h3>Error budget</h3>")
+        parts.append(f'<p class="note">{e(BUDGET_NOTE)}</p>')
+        for metric, (header, rows) in budgets:
+            parts.append(f"<h4>{e(METRIC_TITLES.get(metric, metric))}</h4>")
+            parts.append(table(header, rows, text_columns=1, cls="budget"))
     bad = failures(groups)
     parts.append("<h3>Runs that did not finish</h3>")
     if bad:

@@ -169,7 +169,15 @@ def _legend_below(fig, ax, handles_from, ncol: int = 2) -> None:
 
 
 def _log_log_panel(ax: plt.Axes, title: str) -> None:
-    """Log-log axes against NFE per sample, with plain tick labels and a light grid."""
+    """Log-log axes against NFE per sample, with plain tick labels and a light grid.
+
+    A panel with no positive value to show (every error at or below its floor) says so instead of failing to
+    log-scale."""
+    if not any(len(line.get_ydata()) and (np.asarray(line.get_ydata(), dtype=float) > 0).any() for line in ax.lines):
+        ax.text(0.5, 0.5, "every point at or below its noise floor", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("NFE per sample")
+        return
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain_log_axes(ax)

@@ -30,6 +30,7 @@ from sdebench.reports.tables import (
     convergence_metric,
     group_runs,
     latest_runs,
+    markdown_budget,
     markdown_summary,
     markdown_table,
     summary_frame,
@@ -140,7 +141,7 @@ def _header(store_path: Path, runs: list[dict[str, Any]], superseded: int) -> li
         ("libraries", _versions_line(runs)),
         (
             "reference",
-            "every metric compares samples with the exact p_ε = p_data ⊛ N(0, σ(t_end)² I) (where a sampler stopping "
+            "every metric compares samples with the exact p_ε, the law of s(ε)(x_0 + σ(ε) z) (where a sampler stopping "
             "at t_end should land), not p_data; noise floor = the same metric for exact samples of the same n",
         ),
     ]
@@ -170,13 +171,18 @@ def _render(store: Store, runs: list[dict[str, Any]], density_budget: float | No
         folder = _dir_name(groups[0].problem, taken)
         problem = problem_from_spec(spec)
         t_end = problem.t_end
+        sde = problem.sde
         reference = (
-            f"Reference: the exact p_ε of {groups[0].problem} at t_end = ε = {t_end:g} (σ(ε) = "
-            f"{float(problem.sde.sigma(t_end)):.4g}), i.e. the data convolved with N(0, σ(ε)² I)."
+            f"SDE: {sde.describe()}, from T = {sde.T:g} to ε = {t_end:g}. Reference: the exact p_ε of "
+            f"{groups[0].problem}, the law of s(ε)(x_0 + σ(ε) z) with s(ε) = {float(sde.s(t_end)):.4g}, σ(ε) = "
+            f"{float(sde.sigma(t_end)):.4g}."
         )
         files[Path(folder) / "summary.md"] = markdown_summary(groups).encode()
         files[Path(folder) / "table.md"] = (f"{reference}\n\n" + markdown_table(groups)).encode()
         files[Path(folder) / "table.csv"] = summary_frame(groups).to_csv(index=False).encode()
+        budget = markdown_budget(groups)
+        if budget:
+            files[Path(folder) / "budget.md"] = budget.encode()
         plots = {"work–precision": work_precision_png(groups)}
         files_of = {"work–precision": "work_precision.png"}
         # SW1 sees mode balance and gross shape; a mode's spread shows the local bias that SW1 hides at n = 10⁴

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sdebench.fingerprint import changed_modules
+from sdebench.metrics.budget import SOURCES, budget_terms, dominant, format_term
 from sdebench.metrics.uncertainty import Estimate, indistinguishable_from_exact, summarize
 
 #: The metrics shown in the tables (those present), all lower-is-better; ``log_density_gap`` by its absolute value.
@@ -120,6 +121,11 @@ class Group:
         return "current" if not stale else f"other ({stale}/{len(self.runs)})"
 
     @property
+    def start(self) -> str:
+        """The runs' initial law at T: "prior" (the default), "exact" (draws of p_T) or the seed's quirk."""
+        return self.runs[0]["config"]["options"].get("start", "prior")
+
+    @property
     def first_run(self) -> dict[str, Any]:
         """The run of the smallest seed (the one the density pictures show)."""
         return min(self.runs, key=lambda r: r["seed"])
@@ -214,8 +220,9 @@ def _order(g: Group) -> tuple:
 def _mark_best(groups: list[Group]) -> None:
     # Only rows where every seed finished compete: a mean over the surviving seeds of a diverging solver is biased.
     # within one score and one n: a larger n has a lower floor, and would win every column
+    # Runs from exact draws of p_T (start = exact) isolate a budget term; they do not compete with real samplers.
     for score, n in {(g.score, g.n) for g in groups}:
-        rows = [g for g in groups if g.score == score and g.n == n and g.all_ok]
+        rows = [g for g in groups if g.score == score and g.n == n and g.all_ok and g.start == "prior"]
         for metric in MAIN_METRICS:
             values = [
                 (abs(g.estimates[metric].mean) if metric in SIGNED_METRICS else g.estimates[metric].mean, g)
@@ -398,6 +405,108 @@ def markdown_summary(groups: list[Group]) -> str:
         "sample. The full table (every metric, every budget) is in table.md.",
     ]
     return "\n".join(lines) + "\n"
+
+
+# -- error budget -----------------------------------------------------------------------------------------------------
+#: The metrics an error budget is shown for: the overall distance, the mode weights (where the prior mismatch shows)
+#: and a mode's spread (where discretisation and score error show first).
+BUDGET_METRICS = ("sw1", "mode_max_dev_se", "mode_std_rel_err_max")
+
+
+@dataclass
+class BudgetRow:
+    """One solver × budget × n (× trained score) of an error budget: the four terms of one metric."""
+
+    label: str
+    budget_text: str
+    n: int
+    nfe: float | None
+    score: str | None  # the trained score's label, None when only the exact score ran
+    floor: Estimate | None
+    terms: dict[str, Estimate | None]
+
+    @property
+    def dominant(self) -> str:
+        """The source that dominates the sampler's error (see :func:`sdebench.metrics.budget.dominant`)."""
+        return dominant(self.terms)
+
+
+def _stored_estimates(run: dict[str, Any], column: str) -> dict[str, Estimate]:
+    return {k: Estimate(float(v[0]), float(v[1]), int(v[2])) for k, v in (run.get(column) or {}).items()}
+
+
+def budget_rows(groups: list[Group], metric: str) -> list[BudgetRow]:
+    """The error budget of ``metric`` for every solver and budget that ran with the exact score from exact p_T
+    draws (``start = exact``): that run against the floor, the prior-start run and, when present, each trained score
+    from the prior (one row per trained score)."""
+    index: dict[tuple[str, str, str], Group] = {}
+    for g in groups:
+        if not g.all_ok or metric not in g.estimates:
+            continue
+        options = dict(g.runs[0]["config"]["options"])
+        options.pop("start", None)
+        base = json.dumps([g.solver, options, g.budget, g.n], sort_keys=True)
+        index[(base, g.score, g.start)] = g
+    rows = []
+    for (base, score, start), exact_start in index.items():
+        if score != "exact" or start != "exact":
+            continue
+        prior = index.get((base, "exact", "prior"))
+        trained = [g for (b, s, st), g in index.items() if b == base and s != "exact" and st == "prior"]
+        truncation = _stored_estimates(exact_start.ok_runs[0], "truncation").get(metric)
+        floor = exact_start.floors.get(metric)
+        label = prior.label if prior is not None else exact_start.label
+        for other in trained or [None]:
+            terms = budget_terms(
+                floor,
+                exact_start.estimates.get(metric),
+                prior.estimates.get(metric) if prior else None,
+                other.estimates.get(metric) if other else None,
+                truncation,
+            )
+            nfe = (prior or exact_start).nfe
+            score_label = other.score if other else None
+            rows.append(BudgetRow(label, exact_start.budget_text, exact_start.n, nfe, score_label, floor, terms))
+    return sorted(rows, key=lambda r: (r.label, r.n, r.nfe or 0.0, r.score or ""))
+
+
+BUDGET_NOTE = (
+    "Each term is what one departure from exact sampling adds to the metric (mean over seeds ± 95% CI of a "
+    "difference; * = distinguishable from 0). discretisation = exact score from exact draws of p_T − floor; "
+    "prior mismatch = exact score from the prior − the same from exact p_T draws; score error = the trained "
+    "score from the prior − the exact score from the prior; ε-truncation = exact p_data draws judged against "
+    "p_ε − floor (for scale: what stopping at ε costs if p_data is the goal). dominant = the largest "
+    "significant term of the sampler's own error."
+)
+
+
+def budget_cells(groups: list[Group], metric: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of ``metric``'s error budget as text cells (Markdown and HTML share them)."""
+    header = ["solver", "budget", "NFE", "n", "floor", *SOURCES[:2], "score error (score)", SOURCES[3], "dominant"]
+    rows = []
+    for r in budget_rows(groups, metric):
+        score_cell = format_term(r.terms["score error"]) + (f" ({r.score})" if r.score else "")
+        cells = [r.label, r.budget_text, _fmt(r.nfe, ".4g"), str(r.n), format_estimate(r.floor)]
+        cells += [format_term(r.terms[s]) for s in SOURCES[:2]] + [score_cell, format_term(r.terms[SOURCES[3]])]
+        rows.append([*cells, r.dominant])
+    return header, rows
+
+
+def markdown_budget(groups: list[Group]) -> str:
+    """The error budgets as Markdown (one table per metric of :data:`BUDGET_METRICS`), or "" when no run isolates
+    them (no ``start = exact`` runs)."""
+    sections = []
+    for metric in BUDGET_METRICS:
+        header, rows = budget_cells(groups, metric)
+        if not rows:
+            continue
+        lines = [f"### {METRIC_TITLES.get(metric, metric)}", "", _md_line(header)]
+        lines.append("|" + "|".join("---" for _ in header) + "|")
+        lines += [_md_line(row) for row in rows]
+        sections.append("\n".join(lines))
+    if not sections:
+        return ""
+    return f"## {groups[0].problem}: error budget\n\n{BUDGET_NOTE}\n\n" + "\n\n".join(sections) + "\n"
 
 
 def _md_line(cells: list[str]) -> str:

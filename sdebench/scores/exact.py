@@ -10,7 +10,7 @@ Tensor = torch.Tensor
 
 
 class ExactScore:
-    """∇ log p_t for p_t = data ⊛ N(0, σ(t)² I), evaluated in closed form (see :class:`GaussianMixture`)."""
+    """∇ log p_t for p_t = law of s(t)(x_0 + σ(t) z), evaluated in closed form (see :class:`GaussianMixture`)."""
 
     name = "exact"
 
@@ -18,4 +18,5 @@ class ExactScore:
         self.problem = problem
 
     def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
-        return self.problem.data.score(x, self.problem.sde.sigma(t))
+        sde = self.problem.sde
+        return self.problem.data.score(x, sde.sigma(t), sde.s(t))

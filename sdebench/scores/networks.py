@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from sdebench.problems import VESDE
+from sdebench.problems import LinearSDE
 from sdebench.registry import Registry
 
 Tensor = torch.Tensor
@@ -17,22 +17,23 @@ Tensor = torch.Tensor
 ARCHS: Registry = Registry("arch")
 
 
-def _sigma_column(sde: VESDE, t: float | Tensor, x: Tensor) -> Tensor:
-    """σ(t) as an (n, 1) column in x's dtype, whether t is a float or one time per row."""
+def _columns(sde: LinearSDE, t: float | Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """s(t) and σ(t) as (n, 1) columns in x's dtype, whether t is a float or one time per row."""
     t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1)
-    return sde.sigma(t).expand(x.shape[0], 1)
+    scale = torch.as_tensor(sde.s(t), dtype=x.dtype).expand(x.shape[0], 1)
+    return scale, sde.sigma(t).expand(x.shape[0], 1)
 
 
 @ARCHS.register("seed-mlp")
 class SeedMLP(nn.Module):
-    """The seed's network: d → 2d → 16d → 2d → d with ELU, no time input, output divided by σ(t).
+    """The seed's network: d → 2d → 16d → 2d → d with ELU, no time input, output divided by the kernel std s(t)σ(t).
 
     Kept to reproduce the seed. It cannot represent the score (it has no time input), so its samples stay diffuse.
     """
 
     defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, dim: int, sde: VESDE) -> None:
+    def __init__(self, dim: int, sde: LinearSDE) -> None:
         super().__init__()
         self.sde = sde
         self.net = nn.Sequential(
@@ -46,17 +47,20 @@ class SeedMLP(nn.Module):
         )
 
     def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """Score estimate net(x) / σ(t)."""
+        """Score estimate net(x) / (s(t)σ(t)) (σ(t) for VE, as the seed)."""
         weight = self.net[0].weight
         out = self.net(x.to(weight.dtype)).to(x.dtype)
-        return out / _sigma_column(self.sde, t, x)
+        scale, sigma = _columns(self.sde, t, x)
+        return out / (scale * sigma)
 
 
 @ARCHS.register("mlp")
 class TimeMLP(nn.Module):
-    """Time-conditioned MLP with EDM preconditioning (Karras et al. 2022), the default.
+    """Time-conditioned MLP with EDM preconditioning (Karras et al. 2022), the default, for every SDE of the family.
 
-    A denoiser D(x, σ) = c_skip·x + c_out·F(c_in·x, log σ) gives the score (D − x)/σ². With the σ(t)²-weighted
+    The network sees the scaled variable x̂ = x/s(t), whose law is the data blurred by N(0, σ(t)² I) for any linear
+    SDE (EDM's general form). A denoiser D(x̂, σ) = c_skip·x̂ + c_out·F(c_in·x̂, log σ) gives the score of x̂,
+    (D − x̂)/σ², and the score of x is that divided by s(t). With the (sσ)²-weighted
     loss the network's target F stays of order one at every noise level, which is what makes it train in seconds.
     The network runs in its own (float32) precision; the preconditioning arithmetic runs in x's dtype.
 
@@ -69,7 +73,7 @@ class TimeMLP(nn.Module):
     defaults: ClassVar[dict[str, Any]] = {"width": 64, "depth": 3, "n_freqs": 8, "sigma_data": 0.25}
 
     def __init__(
-        self, dim: int, sde: VESDE, width: int = 64, depth: int = 3, n_freqs: int = 8, sigma_data: float = 0.25
+        self, dim: int, sde: LinearSDE, width: int = 64, depth: int = 3, n_freqs: int = 8, sigma_data: float = 0.25
     ) -> None:
         super().__init__()
         self.sde = sde
@@ -80,11 +84,17 @@ class TimeMLP(nn.Module):
             layers += [nn.Linear(width, width), nn.SiLU()]
         layers.append(nn.Linear(width, dim))
         self.net = nn.Sequential(*layers)
-        self._log_sigma_range = (math.log(sde.sigma_min), math.log(sde.sigma_max))
+        self._log_sigma_range = tuple(math.log(v) for v in sde.sigma_range())
 
     def forward(self, x: Tensor, t: float | Tensor) -> Tensor:
-        """Score estimate (D(x, σ) − x) / σ², written to avoid cancellation: −x/(σ²+σd²) + σd·F/(σ·sqrt(σ²+σd²))."""
-        sigma = _sigma_column(self.sde, t, x)
+        """Score estimate ((D(x̂, σ) − x̂) / σ²) / s, written to avoid cancellation: −x̂/(σ²+σd²) + σd·F/(σ·sqrt(σ²+σd²)).
+
+        With zero drift (s ≡ 1) x̂ = x and the division by s is skipped, so a VE network's arithmetic is unchanged.
+        """
+        scale, sigma = _columns(self.sde, t, x)
+        unit = self.sde.zero_drift  # f ≡ 0 means s ≡ 1
+        if not unit:
+            x = x / scale
         sd2 = self.sigma_data**2
         total = sigma * sigma + sd2
         lo, hi = self._log_sigma_range
@@ -94,4 +104,5 @@ class TimeMLP(nn.Module):
             dim=1,
         )
         out = self.net(features).to(x.dtype)
-        return -x / total + self.sigma_data * out / (sigma * total.sqrt())
+        score = -x / total + self.sigma_data * out / (sigma * total.sqrt())
+        return score if unit else score / scale

@@ -1,4 +1,4 @@
-"""Denoising score matching for the VE-SDE, with checkpoints cached on disk by a hash of what produced them."""
+"""Denoising score matching for any SDE of the family, with checkpoints cached on disk by a hash of their maker."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ LOSSES = ("squared", "norm")
 class TrainConfig:
     """What determines a trained score (together with the problem): the cache key is a hash of both.
 
-    ``weighting``: λ(t) = σ(t)² (default) or g(t)² (the seed's). ``loss``: the squared L2 error (default) or its
+    ``weighting``: λ(t) = the kernel variance s(t)²σ(t)² (default; σ(t)² for VE) or g(t)² (the seed's). ``loss``: the
+    squared L2 error (default) or its
     plain L2 norm (the seed's quirk: its values sit at 1200–2000 and barely move).
     """
 
@@ -124,17 +125,21 @@ def _build_model(problem: Problem, config: TrainConfig) -> torch.nn.Module:
 
 
 def dsm_loss(model: torch.nn.Module, problem: Problem, x0: Tensor, config: TrainConfig, gen: torch.Generator) -> Tensor:
-    """Denoising score matching: E_t λ(t) |s(x0 + σz, t) + z/σ|², t ~ U(ε, 1) (or the seed's unsquared norm)."""
+    """Denoising score matching: E_t λ(t) |s_θ(x_t, t) + z/std|², x_t = s(t)x0 + std·z, std = s(t)σ(t),
+    t ~ U(ε, T) (or the seed's unsquared norm)."""
     n = x0.shape[0]
-    t = problem.t_end + (1 - problem.t_end) * torch.rand(n, generator=gen, dtype=x0.dtype)
+    t_end, t_max = problem.t_end, problem.t_start
+    t = t_end + (t_max - t_end) * torch.rand(n, generator=gen, dtype=x0.dtype)
     z = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
-    sigma = problem.sde.sigma(t)[:, None]
-    pred = model(x0 + sigma * z, t)
-    # σ²|s − (−z/σ)|² = |σ s + z|²: written this way it never divides by a small σ.
+    sde = problem.sde
+    sigma = sde.std(t)[:, None]
+    x_t, _ = sde.marginal(x0, t)
+    pred = model(x_t + sigma * z, t)
+    # std²|s − (−z/std)|² = |std·s + z|²: written this way it never divides by a small std.
     residual2 = (sigma * pred + z).pow(2).sum(-1)
     sigma = sigma[:, 0]
-    # λ(t)/σ(t)²: 1 for the default λ = σ², and the constant 2 log(σmax/σmin) for the seed's λ = g².
-    ratio = 1.0 if config.weighting == "sigma2" else (problem.sde.diffusion(t) / sigma) ** 2
+    # λ(t)/std²: 1 for the default λ = std², and g²/std² (for VE the constant 2 log(σmax/σmin)) for the seed's λ = g².
+    ratio = 1.0 if config.weighting == "sigma2" else (sde.diffusion(t) / sigma) ** 2
     if config.loss == "squared":
         return (ratio * residual2).mean()
     # The seed's quirk: λ·‖s − target‖ (a norm, not its square) = λ/σ · sqrt(residual2).

@@ -112,6 +112,12 @@ class Solver:
     weak_order: ClassVar[float | None] = None
     params: ClassVar[tuple[Param, ...]] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every solver takes ``start``: appended here so that no solver can forget it.
+        if all(p.name != "start" for p in cls.params):
+            cls.params = (*cls.params, START)
+
     def __init__(self, **options: Any) -> None:
         known = {p.name: p for p in self.params}
         for key in options:
@@ -133,6 +139,10 @@ class Solver:
     def supports(self, problem: Problem) -> str | None:
         """None when this solver applies to ``problem``; otherwise the reason it does not."""
         return None
+
+    def initial_state(self, problem: Problem, n: int, generator: torch.Generator) -> Tensor:
+        """n draws at t = T from the law the ``start`` option names (see :func:`initial_state`)."""
+        return initial_state(problem, n, self.options["start"], generator)
 
     def solve(
         self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian | None = None
@@ -165,30 +175,42 @@ class Solver:
 
 STEPS = Param("steps", int, 1000, "number of steps (ignored when nfe is given)", lambda v: v > 0, "must be > 0")
 NFE = Param("nfe", int, None, "NFE budget: use the most steps whose NFE fits", lambda v: v > 0, "must be > 0")
-GRID = Param("grid", str, "uniform-t", "time grid from 1 to t_end", registry=GRIDS)
+GRID = Param(
+    "grid", str, None, "time grid from T to t_end (unset: the SDE's own, uniform-t; karras for edm)", registry=GRIDS
+)
 
 
 #: The option every sampler offers: the final Tweedie step.
-DENOISE = Param("denoise", bool, False, "finish with the Tweedie step x + σ(ε)²·s(x, ε) (one more NFE)")
+DENOISE = Param("denoise", bool, False, "finish with the Tweedie step E[x_0 | x_ε] (one more NFE)")
+#: The option every solver takes (added by :class:`Solver` itself): where the samples start at t = T.
 START = Param(
     "start",
     str,
     "prior",
-    "initial law: the prior N(0, σmax² I), or the seed's N(0, I) (a quirk, kept to reproduce the seed)",
-    choices=("prior", "standard-normal"),
+    "initial law at t = T: the SDE's prior; exact draws of p_T (isolates the prior mismatch); or the seed's N(0, I)"
+    " (a quirk, kept to reproduce the seed)",
+    choices=("prior", "exact", "standard-normal"),
 )
 
 
 def initial_state(problem: Problem, n: int, start: str, generator: torch.Generator) -> Tensor:
-    """n float64 draws from the prior (or, with ``start="standard-normal"``, from the seed's N(0, I))."""
+    """n float64 draws at t = T: from the prior, from the exact p_T (``start="exact"``), or the seed's N(0, I).
+
+    The prior is not p_T: on data that are not symmetric about the origin the difference shifts mode weights, an
+    error no number of steps removes. ``exact`` starts from p_T itself, so that error is absent.
+    """
     if start == "standard-normal":
         return torch.randn(n, problem.dim, generator=generator, dtype=torch.float64)
+    if start == "exact":
+        return problem.marginal_at(problem.t_start).sample(n, generator=generator)[0]
     return problem.sde.prior_sample(n, problem.dim, generator=generator)
 
 
 def tweedie_denoise(problem: Problem, score: Score, x: Tensor) -> Tensor:
-    """E[x_0 | x_ε] = x + σ(ε)²·s(x, ε): removes the kernel noise left at t_end (costs one NFE)."""
-    return x + problem.sde.sigma(problem.t_end) ** 2 * score(x, problem.t_end)
+    """E[x_0 | x_ε] = (x + s²σ²·∇log p_ε(x)) / s at t = ε: removes the kernel noise left at t_end (one NFE)."""
+    sde, t = problem.sde, problem.t_end
+    scale = sde.s(t)
+    return (x + (scale * sde.sigma(t)) ** 2 * score(x, t)) / scale
 
 
 class FixedStepSolver(Solver):
@@ -215,9 +237,13 @@ class FixedStepSolver(Solver):
         """Score evaluations that ``steps`` steps cost with these options."""
         return steps
 
+    def grid_name(self, problem: Problem) -> str:
+        """The grid this run uses: the ``grid`` option, or the SDE's default grid when it is unset."""
+        return self.options["grid"] or problem.sde.default_grid
+
     def times(self, problem: Problem) -> list[float]:
-        """The grid: steps + 1 times from 1 down to t_end."""
-        return make_grid(self.options["grid"], problem, self.options["steps"])
+        """The grid: steps + 1 times from T down to t_end."""
+        return make_grid(self.grid_name(problem), problem, self.options["steps"])
 
 
 def make_solver(name: str, **options: Any) -> Solver:

@@ -53,14 +53,25 @@ class GeneratorBrownian:
 
 
 class IntervalBrownian:
-    """A fixed Brownian path on [t_end, 1] (torchsde.BrownianInterval over s = −t), seeded by ``entropy``."""
+    """A fixed Brownian path on [t_end, t_start] (torchsde.BrownianInterval over s = −t), seeded by ``entropy``.
 
-    def __init__(self, n: int, dim: int, t_end: float, entropy: int, dtype: torch.dtype = torch.float64) -> None:
+    ``t_start`` is the SDE's final time T (1, or σmax for EDM), where samplers start.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        dim: int,
+        t_end: float,
+        entropy: int,
+        dtype: torch.dtype = torch.float64,
+        t_start: float = 1.0,
+    ) -> None:
         # halfway_tree: a dyadic tree refined to `tol`, so that the path is the same whatever intervals are
         # queried. Without it the path depends on the query pattern, and a coarse and a fine grid would see
         # different Brownian motions (measured: W(0.5) differed by O(1) between 4 and 4096 steps).
         self.interval = torchsde.BrownianInterval(
-            t0=-1.0,
+            t0=-t_start,
             t1=-t_end,
             size=(n, dim),
             dtype=dtype,
@@ -138,13 +149,13 @@ class NestedBrownian:
     Any grid whose nodes lie on the fine grid (uniform-t with a step count dividing ``fine_steps``) sees the same
     path: a coarse increment is the sum of the fine ones it spans. Far cheaper than :class:`IntervalBrownian` for
     many paths (10⁵ paths × 1024 fine steps in seconds), which is what resolves weak errors. Queries must come in
-    order, from t = 1 down, as a fixed-step solver makes them.
+    order, from t = t_start (T) down, as a fixed-step solver makes them.
     """
 
     sequential = True
 
-    def __init__(self, n: int, dim: int, t_end: float, fine_steps: int, seed: int) -> None:
-        self.h = (1.0 - t_end) / fine_steps
+    def __init__(self, n: int, dim: int, t_end: float, fine_steps: int, seed: int, t_start: float = 1.0) -> None:
+        self.h = (t_start - t_end) / fine_steps
         self.generator = torch.Generator().manual_seed(seed)
         self._fine = torch.empty(n, dim, dtype=torch.float64)
         self._out = torch.empty(n, dim, dtype=torch.float64)

@@ -8,7 +8,7 @@ import torch
 
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import DENOISE, START, FixedStepSolver, initial_state, register, tweedie_denoise
+from sdebench.solvers.base import DENOISE, FixedStepSolver, register, tweedie_denoise
 from sdebench.solvers.brownian import Brownian
 
 Tensor = torch.Tensor
@@ -26,7 +26,7 @@ class EulerMaruyama(FixedStepSolver):
     kind = "sde"
     strong_order = 1.0
     weak_order = 1.0
-    params = (*FixedStepSolver.params, DENOISE, START)
+    params = (*FixedStepSolver.params, DENOISE)
 
     def nfe_for_steps(self, steps: int) -> int:
         """One evaluation a step, plus one for the final denoising step."""
@@ -37,11 +37,11 @@ class EulerMaruyama(FixedStepSolver):
     ) -> tuple[Tensor, dict]:
         opts = self.options
         reverse = problem.sde.reverse(score)
-        x = initial_state(problem, n, opts["start"], generator)
+        x = self.initial_state(problem, n, generator)
         for t_cur, t_next in itertools.pairwise(self.times(problem)):
             drift = reverse.drift(x, t_cur)
             # x ← x − drift·Δt + g·ΔW̄, in place: the loop adds little to the score's own cost.
             x.sub_(drift, alpha=t_cur - t_next).add_(brownian(t_cur, t_next), alpha=reverse.diffusion(t_cur))
         if opts["denoise"]:
             x = tweedie_denoise(problem, score, x)
-        return x, {"steps": opts["steps"], "grid": opts["grid"]}
+        return x, {"steps": opts["steps"], "grid": self.grid_name(problem)}

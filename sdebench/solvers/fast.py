@@ -1,14 +1,17 @@
-"""The fast samplers of the literature, stated for the VE-SDE in σ.
+"""The fast samplers of the literature, written in σ on the scaled variable x̂ = x/s(t): for every SDE of the family.
 
-For a VE SDE (f = 0, kernel N(x_0, σ(t)² I)) Tweedie's formula gives the denoiser D(x, σ) = E[x_0 | x_σ = x] =
-x + σ²·s(x, t(σ)), and the probability-flow ODE dx/dt = −½ g²·s = −σ σ̇·s becomes, in σ,
+For any linear SDE the kernel is N(s x_0, s²σ² I), so x̂ = x/s has the law of x_0 + σ z: a variance-exploding
+process in σ. Tweedie's formula gives the denoiser D(x̂, σ) = E[x_0 | x̂] = x̂ + σ²·∇_x̂ log p̂ = x̂ + σ²·s·s_θ(s x̂, t)
+(the score of x̂ is s times the score of x), and the probability-flow ODE becomes, in σ (EDM's general ODE, Karras et
+al. 2022, eq. 4, in the scaled variable),
 
-    dx/dσ = (x − D(x, σ)) / σ,
+    dx̂/dσ = (x̂ − D(x̂, σ)) / σ,
 
-the form in which EDM (Karras et al. 2022), DDIM and DPM-Solver++ (Lu et al. 2022) are written. Each sampler here
-walks the grid's σ_i = σ(t_i), evaluating the score at the grid's t_i. The grids end at σ(t_end) > 0 (target p_ε);
-the optional final ``denoise`` is the Tweedie step x ← D(x, σ(t_end)), which is also exactly one Euler step of the
-ODE in σ from σ(t_end) to σ = 0 (EDM's last step).
+the form in which EDM, DDIM and DPM-Solver++ (Lu et al. 2022) are written. Each sampler here walks the grid's
+σ_i = σ(t_i), evaluating the score at the grid's t_i and at x = s(t_i) x̂; it starts from x̂ = x_T/s(T) and returns
+x = s(t_end) x̂. For VE and EDM (s = 1) x̂ is x. The grids end at σ(t_end) > 0 (target p_ε); the optional final
+``denoise`` is the Tweedie step, returning D(x̂, σ(t_end)) = E[x_0 | x_ε], which is also exactly one Euler step of
+the ODE in σ from σ(t_end) to σ = 0 (EDM's last step).
 
 The default grid is ``karras`` (ρ = 7); any registered grid is accepted. ``denoise`` is off by default: the
 target is p_ε, and the Tweedie step narrows each mode of ve-gmm2 by ~4% (from p_ε's spread to E[x_0 | x_ε]'s),
@@ -26,23 +29,29 @@ import torch
 from sdebench.errors import check
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import DENOISE, NFE, STEPS, FixedStepSolver, Param, initial_state, register, tweedie_denoise
+from sdebench.solvers.base import DENOISE, NFE, STEPS, FixedStepSolver, Param, register
 from sdebench.solvers.brownian import Brownian
 from sdebench.solvers.grids import GRIDS
 from sdebench.solvers.noise import standard_normal_
 
 Tensor = torch.Tensor
 
-KARRAS_GRID = Param("grid", str, "karras", "time grid from 1 to t_end", registry=GRIDS)
+KARRAS_GRID = Param("grid", str, "karras", "time grid from T to t_end", registry=GRIDS)
 
 
 def denoiser(problem: Problem, score: Score, x: Tensor, t: float, sigma: float) -> Tensor:
-    """D(x, σ) = x + σ²·s(x, t) with σ = σ(t): the posterior mean of x_0 (one NFE)."""
-    return torch.add(x, score(x, t), alpha=sigma**2)
+    """D(x̂, σ) = x̂ + σ²·s(t)·score(s(t)·x̂, t) with σ = σ(t): the posterior mean of x_0 (one NFE).
+
+    With s(t) = 1 (VE, EDM) the products by s are skipped: the arithmetic is then exactly x̂ + σ²·score(x̂, t).
+    """
+    scale = float(problem.sde.s(t))
+    if scale == 1.0:
+        return torch.add(x, score(x, t), alpha=sigma**2)
+    return torch.add(x, score(x * scale, t), alpha=scale * sigma**2)
 
 
 class SigmaSampler(FixedStepSolver):
-    """Common part of the samplers written in σ: grid default, denoise option, NFE count, VE-only support."""
+    """Common part of the samplers written in σ: grid default, denoise option, NFE count, the scaled variable."""
 
     kind = "ode"
     params: ClassVar[tuple[Param, ...]] = (STEPS, NFE, KARRAS_GRID, DENOISE)
@@ -53,11 +62,11 @@ class SigmaSampler(FixedStepSolver):
         """``evals_per_step`` evaluations a step, plus one for the final denoising step."""
         return self.evals_per_step * steps + int(self.options["denoise"])
 
-    def supports(self, problem: Problem) -> str | None:
-        """Only for SDEs with zero drift (VE): the denoiser D = x + σ²·s needs the kernel N(x_0, σ² I)."""
-        if not problem.sde.zero_drift:
-            return "written in σ for a zero-drift (variance-exploding) SDE, whose kernel is N(x_0, σ(t)² I)"
-        return None
+    def initial_state(self, problem: Problem, n: int, generator: torch.Generator) -> Tensor:
+        """The ``start`` draws at T, in the scaled variable x̂ = x/s(T)."""
+        x = super().initial_state(problem, n, generator)
+        scale = float(problem.sde.s(problem.t_start))
+        return x if scale == 1.0 else x / scale
 
     def grid(self, problem: Problem) -> tuple[list[float], list[float]]:
         """The grid's times t_i and noise levels σ_i = σ(t_i)."""
@@ -65,10 +74,14 @@ class SigmaSampler(FixedStepSolver):
         return times, [float(problem.sde.sigma(t)) for t in times]
 
     def finish(self, problem: Problem, score: Score, x: Tensor) -> tuple[Tensor, dict[str, Any]]:
-        """Apply the optional denoising step and build the info dict."""
+        """Back from x̂ to x = s(t_end)·x̂ (or the denoised E[x_0 | x_ε]); build the info dict."""
+        t_end = problem.t_end
         if self.options["denoise"]:
-            x = tweedie_denoise(problem, score, x)
-        return x, {"steps": self.options["steps"], "grid": self.options["grid"], "denoise": self.options["denoise"]}
+            x = denoiser(problem, score, x, t_end, float(problem.sde.sigma(t_end)))
+        else:
+            scale = float(problem.sde.s(t_end))
+            x = x if scale == 1.0 else x * scale
+        return x, {"steps": self.options["steps"], "grid": self.grid_name(problem), "denoise": self.options["denoise"]}
 
 
 @register
@@ -86,7 +99,7 @@ class EDMEuler(SigmaSampler):
         self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian | None
     ) -> tuple[Tensor, dict]:
         times, sigmas = self.grid(problem)
-        x = initial_state(problem, n, "prior", generator)
+        x = self.initial_state(problem, n, generator)
         for i in range(len(times) - 1):
             d = (x - denoiser(problem, score, x, times[i], sigmas[i])) / sigmas[i]
             x = x + (sigmas[i + 1] - sigmas[i]) * d
@@ -113,7 +126,7 @@ class EDMHeun(SigmaSampler):
         self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian | None
     ) -> tuple[Tensor, dict]:
         times, sigmas = self.grid(problem)
-        x = initial_state(problem, n, "prior", generator)
+        x = self.initial_state(problem, n, generator)
         for i in range(len(times) - 1):
             x = heun_step(problem, score, x, times[i], sigmas[i], times[i + 1], sigmas[i + 1])
         return self.finish(problem, score, x)
@@ -148,7 +161,7 @@ class DDIM(SigmaSampler):
         self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian | None
     ) -> tuple[Tensor, dict]:
         times, sigmas = self.grid(problem)
-        x = initial_state(problem, n, "prior", generator)
+        x = self.initial_state(problem, n, generator)
         for i in range(len(times) - 1):
             d0 = denoiser(problem, score, x, times[i], sigmas[i])
             x = d0.add_(x - d0, alpha=sigmas[i + 1] / sigmas[i])
@@ -173,7 +186,7 @@ class DPMSolverPP2M(SigmaSampler):
         self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian | None
     ) -> tuple[Tensor, dict]:
         times, sigmas = self.grid(problem)
-        x = initial_state(problem, n, "prior", generator)
+        x = self.initial_state(problem, n, generator)
         d_prev, h_prev = None, None
         for i in range(len(times) - 1):
             d0 = denoiser(problem, score, x, times[i], sigmas[i])
@@ -235,7 +248,7 @@ class EDMStochastic(SigmaSampler):
         steps = len(times) - 1
         gamma_max = min(opts["S_churn"] / steps, math.sqrt(2.0) - 1.0)
         s_max = math.inf if opts["S_max"] is None else opts["S_max"]
-        x = initial_state(problem, n, "prior", generator)
+        x = self.initial_state(problem, n, generator)
         noise = torch.empty_like(x)
         churned = 0
         for i in range(steps):

@@ -9,7 +9,7 @@ import torch
 from sdebench.errors import DivergedError
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import DENOISE, Param, Solver, initial_state, register, tweedie_denoise
+from sdebench.solvers.base import DENOISE, Param, Solver, register, tweedie_denoise
 from sdebench.solvers.brownian import Brownian
 from sdebench.solvers.noise import standard_normal_
 
@@ -101,11 +101,11 @@ class GottaGoFast(Solver):
         opts = self.options
         sde, t_end = problem.sde, problem.t_end
         reverse = sde.reverse(score)
-        x = initial_state(problem, n, "prior", generator)
+        x = self.initial_state(problem, n, generator)
         out = torch.empty_like(x)
         index = torch.arange(n)  # original rows of the running samples
-        t = torch.ones(n, dtype=torch.float64)
-        h = torch.full((n,), min(opts["h_init"], 1.0 - t_end), dtype=torch.float64)
+        t = torch.full((n,), problem.t_start, dtype=torch.float64)
+        h = torch.full((n,), min(opts["h_init"], problem.t_start - t_end), dtype=torch.float64)
         x_prev = x.clone()
         paths = LazyBrownianPaths(n, problem.dim, generator, keep=opts["retry"] == "bridge")
         evals = torch.zeros(n, dtype=torch.int64)

@@ -7,10 +7,10 @@ error); the solver ``pc`` composes any predictor with any corrector, including c
 ``none``: annealed Langevin dynamics when the corrector is ``annealed_langevin``) and predictor-only sampling
 (corrector ``none``).
 
-Predictors ask the problem's SDE, never its class: the ones that need the SDE's own discretisation
-(``reverse_diffusion``, ``ancestral``) are stated for zero-drift SDEs, whose kernel is N(x_0, σ(t)² I) so that the
-forward process adds variance exactly σ(t_cur)² − σ(t_next)² between two grid times, and say so through
-``supports``.
+Predictors ask the problem's SDE for s and σ, never for its class. The ones that use the SDE's own discretisation
+(``reverse_diffusion``, ``ancestral``) reverse the forward process's exact step between two grid times,
+x_cur = a·x_next + G·z with a = s(t_cur)/s(t_next) and G² = s(t_cur)²(σ(t_cur)² − σ(t_next)²): for VE (a = 1) this
+is SMLD's step, for VP it is DDPM's (a = sqrt(1 − β_i), G² = β_i), as score_sde discretises each SDE.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import torch
 
 from sdebench.errors import check
 from sdebench.problems import Problem
-from sdebench.problems.sde import VESDE
+from sdebench.problems.sde import LinearSDE
 from sdebench.registry import Registry
 from sdebench.scores.base import Score
-from sdebench.solvers.base import DENOISE, FixedStepSolver, Param, initial_state, register, tweedie_denoise
+from sdebench.solvers.base import DENOISE, FixedStepSolver, Param, register, tweedie_denoise
 from sdebench.solvers.brownian import Brownian
 from sdebench.solvers.noise import standard_normal_
 
@@ -37,8 +37,6 @@ Tensor = torch.Tensor
 PREDICTORS: Registry = Registry("predictor")
 #: Corrector classes by name.
 CORRECTORS: Registry = Registry("corrector")
-
-_ZERO_DRIFT_REASON = "it is stated for zero-drift SDEs (kernel N(x_0, σ(t)² I)); this SDE has a drift"
 
 
 class Predictor:
@@ -53,11 +51,11 @@ class Predictor:
     strong_order: ClassVar[float | None] = None
     weak_order: ClassVar[float | None] = None
 
-    def supports(self, sde: VESDE) -> str | None:
+    def supports(self, sde: LinearSDE) -> str | None:
         """None when this predictor applies to ``sde``; otherwise the reason it does not."""
         return None
 
-    def step(self, sde: VESDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
+    def step(self, sde: LinearSDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
         """x at t_next (may update ``x`` in place and return it)."""
         raise NotImplementedError
 
@@ -69,12 +67,12 @@ class Corrector:
     #: Score evaluations per MCMC step (the corrector costs n_steps_each times this at every grid step).
     nfe: ClassVar[int] = 1
 
-    def supports(self, sde: VESDE) -> str | None:
+    def supports(self, sde: LinearSDE) -> str | None:
         """None when this corrector applies to ``sde``; otherwise the reason it does not."""
         return None
 
     def correct(
-        self, sde: VESDE, score: Score, x: Tensor, t: float, snr: float, n_steps: int, generator: torch.Generator
+        self, sde: LinearSDE, score: Score, x: Tensor, t: float, snr: float, n_steps: int, generator: torch.Generator
     ) -> Tensor:
         """x after the MCMC steps (may update ``x`` in place and return it)."""
         raise NotImplementedError
@@ -109,7 +107,7 @@ class NoPredictor(Predictor):
 
     nfe = 0
 
-    def step(self, sde: VESDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
+    def step(self, sde: LinearSDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
         return x
 
 
@@ -123,55 +121,61 @@ class EulerMaruyamaPredictor(Predictor):
     strong_order = 1.0
     weak_order = 1.0
 
-    def step(self, sde: VESDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
+    def step(self, sde: LinearSDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
         drift = sde.reverse(score).drift(x, t_cur)
         return x.sub_(drift, alpha=t_cur - t_next).add_(brownian(t_cur, t_next), alpha=sde.diffusion(t_cur))
 
 
-def _added_variance(sde: VESDE, t_cur: float, t_next: float) -> float:
-    """G² = σ(t_cur)² − σ(t_next)²: the variance the forward SDE adds over [t_next, t_cur] (zero-drift SDEs)."""
-    return sde.sigma(t_cur) ** 2 - sde.sigma(t_next) ** 2
+def forward_step(sde: LinearSDE, t_cur: float, t_next: float) -> tuple[float, float]:
+    """(a, G²) of the forward process's exact step x_cur = a·x_next + G·z over [t_next, t_cur].
+
+    a = s(t_cur)/s(t_next) and G² = s(t_cur)²(σ(t_cur)² − σ(t_next)²) (for VE: a = 1, G² = σ_c² − σ_n²).
+    """
+    s_cur = float(sde.s(t_cur))
+    a = s_cur / float(sde.s(t_next))
+    return a, s_cur**2 * (float(sde.sigma(t_cur)) ** 2 - float(sde.sigma(t_next)) ** 2)
 
 
 @predictor("reverse_diffusion")
 class ReverseDiffusionPredictor(Predictor):
-    """The reverse-diffusion discretisation: reverse the forward step x_cur = x_next + G·z exactly in form.
+    """The reverse-diffusion discretisation: reverse the forward step x_cur = a·x_next + G·z in form (score_sde's).
 
-    x ← x + G²·s(x, t_cur) + G·z with G² = σ(t_cur)² − σ(t_next)² (the forward SDE's own added variance; for VE this
-    is SMLD's x ← x + (σ_i² − σ_{i−1}²)·s + sqrt(σ_i² − σ_{i−1}²)·z). The noise G·z is G·ΔW̄/sqrt(Δt), the Brownian
-    increment rescaled, so the predictor runs on a shared Brownian path. G² = ∫ g² over the step differs from EM's
-    g(t_cur)²·Δt by O(Δt²) per step: strong and weak order 1.0, as EM (additive noise).
+    With the forward step's drift (a − 1)·x and noise G (:func:`forward_step`): x ← x − (a − 1)·x + G²·s(x, t_cur) +
+    G·z. For VE (a = 1) this is SMLD's x ← x + (σ_i² − σ_{i−1}²)·s + sqrt(σ_i² − σ_{i−1}²)·z; for VP it is score_sde's
+    x ← (2 − sqrt(1 − β_i))·x + β_i·s + sqrt(β_i)·z. The noise G·z is G·ΔW̄/sqrt(Δt), the Brownian increment
+    rescaled, so the predictor runs on a shared Brownian path. a − 1 and G² differ from EM's f·Δt and g²·Δt by
+    O(Δt²) per step: strong and weak order 1.0, as EM (additive noise).
     """
 
     strong_order = 1.0
     weak_order = 1.0
 
-    def supports(self, sde: VESDE) -> str | None:
-        return None if sde.zero_drift else _ZERO_DRIFT_REASON
-
-    def step(self, sde: VESDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
-        g2 = _added_variance(sde, t_cur, t_next)
-        noise_scale = math.sqrt(self.noise_variance(sde, g2, t_cur, t_next) / (t_cur - t_next))
-        return x.add_(score(x, t_cur), alpha=g2).add_(brownian(t_cur, t_next), alpha=noise_scale)
-
-    def noise_variance(self, sde: VESDE, g2: float, t_cur: float, t_next: float) -> float:
-        """Variance of the step's noise: G², the forward step's own."""
-        return g2
+    def step(self, sde: LinearSDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
+        a, g2 = forward_step(sde, t_cur, t_next)
+        noise_scale = math.sqrt(g2 / (t_cur - t_next))
+        grad = score(x, t_cur)
+        if a != 1.0:
+            x = x * (2.0 - a)
+        return x.add_(grad, alpha=g2).add_(brownian(t_cur, t_next), alpha=noise_scale)
 
 
 @predictor("ancestral")
 class AncestralPredictor(ReverseDiffusionPredictor):
-    """SMLD ancestral sampling (score_sde's VE ancestral predictor): a draw from the Gaussian posterior step.
+    """Ancestral sampling: a draw from the Gaussian posterior q(x_next | x_cur, x_0) with x_0 at its posterior mean.
 
-    With σ_c = σ(t_cur), σ_n = σ(t_next), G² = σ_c² − σ_n²: x ← x + G²·s(x, t_cur) + sqrt(σ_n²·G²/σ_c²)·z, the exact
-    q(x_next | x_cur, x_0) with x_0 replaced by its posterior mean. The mean is the reverse-diffusion one and the
-    noise variance is G²·(1 − G²/σ_c²) = G²·(1 − O(Δt)); the noise is the rescaled Brownian increment, so strong and
-    weak order 1.0 as EM (additive noise).
+    With a, G² of the forward step (:func:`forward_step`), σ_c = σ(t_cur), σ_n = σ(t_next):
+    x ← (x + G²·s(x, t_cur) + sqrt(σ_n²·G²/σ_c²)·z) / a. For VE (a = 1) this is SMLD's ancestral step (score_sde's
+    VE predictor); for VP it is DDPM's, with mean (x + β_i·s)/sqrt(1 − β_i) and the posterior variance
+    β̃_i = β_i (1 − ᾱ_{i−1})/(1 − ᾱ_i). The noise variance is G²·(1 − O(Δt)) and the noise is the rescaled Brownian
+    increment, so strong and weak order 1.0 as EM (additive noise).
     """
 
-    def noise_variance(self, sde: VESDE, g2: float, t_cur: float, t_next: float) -> float:
-        """The posterior's: σ_n²·G²/σ_c² (the mean step is the reverse-diffusion one, inherited)."""
-        return sde.sigma(t_next) ** 2 * g2 / sde.sigma(t_cur) ** 2
+    def step(self, sde: LinearSDE, score: Score, x: Tensor, t_cur: float, t_next: float, brownian: Brownian) -> Tensor:
+        a, g2 = forward_step(sde, t_cur, t_next)
+        ratio = float(sde.sigma(t_next)) ** 2 / float(sde.sigma(t_cur)) ** 2
+        noise_scale = math.sqrt(ratio * g2 / (t_cur - t_next))
+        x = x.add_(score(x, t_cur), alpha=g2).add_(brownian(t_cur, t_next), alpha=noise_scale)
+        return x if a == 1.0 else x.div_(a)
 
 
 # ----------------------------------------------------------------------------------------------------- correctors
@@ -184,7 +188,7 @@ class NoCorrector(Corrector):
     nfe = 0
 
     def correct(
-        self, sde: VESDE, score: Score, x: Tensor, t: float, snr: float, n_steps: int, generator: torch.Generator
+        self, sde: LinearSDE, score: Score, x: Tensor, t: float, snr: float, n_steps: int, generator: torch.Generator
     ) -> Tensor:
         return x
 
@@ -205,7 +209,7 @@ class LangevinCorrector(Corrector):
     """
 
     def correct(
-        self, sde: VESDE, score: Score, x: Tensor, t: float, snr: float, n_steps: int, generator: torch.Generator
+        self, sde: LinearSDE, score: Score, x: Tensor, t: float, snr: float, n_steps: int, generator: torch.Generator
     ) -> Tensor:
         noise = torch.empty_like(x)
         for _ in range(n_steps):
@@ -220,19 +224,16 @@ class LangevinCorrector(Corrector):
 
 @corrector("annealed_langevin")
 class AnnealedLangevinCorrector(Corrector):
-    """Annealed Langevin dynamics (Song & Ermon 2019, as score_sde's ALD corrector for VE): x ← x + ε·s + sqrt(2ε)·z.
+    """Annealed Langevin dynamics (Song & Ermon 2019, as score_sde's ALD corrector): x ← x + ε·s + sqrt(2ε)·z.
 
-    ε = 2·(snr·σ(t))²: the step follows the noise level instead of the score's norm (for p_t ≈ N(·, σ² I) the two
-    agree). Stated for zero-drift SDEs, where σ(t) is the kernel's std (score_sde's α factor is 1 there).
+    ε = 2·(snr·s(t)σ(t))²: the step follows the kernel's std instead of the score's norm (for p_t ≈ N(·, s²σ² I) the
+    two agree). score_sde multiplies this by α_i = 1 − β_i for VP, a factor 1 − O(Δt) left out here (for VE it is 1).
     """
 
-    def supports(self, sde: VESDE) -> str | None:
-        return None if sde.zero_drift else _ZERO_DRIFT_REASON
-
     def correct(
-        self, sde: VESDE, score: Score, x: Tensor, t: float, snr: float, n_steps: int, generator: torch.Generator
+        self, sde: LinearSDE, score: Score, x: Tensor, t: float, snr: float, n_steps: int, generator: torch.Generator
     ) -> Tensor:
-        eps = 2.0 * (snr * sde.sigma(t)) ** 2
+        eps = 2.0 * (snr * float(sde.std(t))) ** 2
         noise = torch.empty_like(x)
         for _ in range(n_steps):
             grad = score(x, t)
@@ -314,12 +315,12 @@ class PredictorCorrector(FixedStepSolver):
         pred = PREDICTORS.get(opts["predictor"])()
         corr = CORRECTORS.get(opts["corrector"])()
         snr, n_each = opts["snr"], opts["n_steps_each"]
-        x = initial_state(problem, n, "prior", generator)
+        x = self.initial_state(problem, n, generator)
         for t_cur, t_next in itertools.pairwise(self.times(problem)):
             x = pred.step(sde, score, x, t_cur, t_next, brownian)
             x = corr.correct(sde, score, x, t_next, snr, n_each, generator)
         if opts["denoise"]:
             x = tweedie_denoise(problem, score, x)
-        info = {"steps": opts["steps"], "grid": opts["grid"], "predictor": opts["predictor"]}
+        info = {"steps": opts["steps"], "grid": self.grid_name(problem), "predictor": opts["predictor"]}
         info.update(corrector=opts["corrector"], snr=snr, n_steps_each=n_each)
         return x, info

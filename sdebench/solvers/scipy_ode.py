@@ -37,7 +37,7 @@ from scipy.integrate import solve_ivp
 from sdebench.errors import DivergedError
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import Param, Solver, initial_state, register
+from sdebench.solvers.base import Param, Solver, register
 from sdebench.solvers.brownian import Brownian
 
 Tensor = torch.Tensor
@@ -89,11 +89,11 @@ class _Drift:
     def __init__(self, problem: Problem, score: Score, n: int, max_nfe: int, cache: bool) -> None:
         self.flow = problem.sde.probability_flow(score)
         self.fd_rel_step = _fd_rel_step(score)
-        self.sigma = problem.sde.sigma
+        self.std = problem.sde.std
         self.n, self.d = n, problem.dim
         self.max_nfe = max_nfe
         self.calls = 0  # every evaluation made here, including those for Jacobians
-        self.last_t = 1.0  # where the latest evaluation was (where a failed integration stopped)
+        self.last_t = problem.t_start  # where the latest evaluation was (where a failed integration stopped)
         self.jac_calls = 0  # calls of the block Jacobian
         self.jac_evals = 0  # evaluations made by the block Jacobian (d per call, plus cache misses)
         self.jac_base_evals = 0  # the cache misses among them
@@ -152,8 +152,8 @@ class _Drift:
         self.jac_calls += 1
         x = self._view(y)
         base = self._base(t, y)
-        # Step relative to |x|, but never below the scale σ(t) of p_t's features (x may sit at 0).
-        step = self.fd_rel_step * torch.clamp(x.abs(), min=float(self.sigma(t)))
+        # Step relative to |x|, but never below the kernel std s(t)σ(t), the scale of p_t's features (x may sit at 0).
+        step = self.fd_rel_step * torch.clamp(x.abs(), min=float(self.std(t)))
         blocks = torch.empty(self.n, self.d, self.d, dtype=torch.float64)
         for j in range(self.d):
             shifted = x.clone()
@@ -228,11 +228,11 @@ class ScipyODE(Solver):
         opts = self.options
         cache = self.implicit and opts.get("jacobian") == "block-fd"
         drift = _Drift(problem, score, n, opts["max_nfe"], cache)
-        y0 = initial_state(problem, n, "prior", generator).reshape(-1).numpy()
+        y0 = self.initial_state(problem, n, generator).reshape(-1).numpy()
         try:
             sol = solve_ivp(
                 drift,
-                (1.0, problem.t_end),
+                (problem.t_start, problem.t_end),
                 y0,
                 method=self.method,
                 t_eval=[problem.t_end],  # keep only the end point (storing every step would hold n·d per step)

@@ -52,7 +52,7 @@ import torchsde
 from sdebench.errors import DivergedError
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import FixedStepSolver, Param, Solver, initial_state, register
+from sdebench.solvers.base import FixedStepSolver, Param, Solver, register
 from sdebench.solvers.brownian import Brownian, GeneratorBrownian
 from sdebench.solvers.noise import standard_normal_
 
@@ -263,15 +263,14 @@ class TorchsdeFixedStep(FixedStepSolver):
     def _solve(
         self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian
     ) -> tuple[Tensor, dict]:
-        opts = self.options
         times = self.times(problem)
-        x = initial_state(problem, n, "prior", generator)
+        x = self.initial_state(problem, n, generator)
         sde = _TorchsdeReverse(problem, score, self.method, times, rescale_carried=self.method == "reversible_heun")
         bm = _GridBrownian(sde, (n, problem.dim), brownian, generator)
         steps = len(times) - 1
         # Index time: dt = 1 lands exactly on the integers 0..N, i.e. on the grid's nodes.
         y = _sdeint(sde, x, [0.0, float(steps)], bm, method=self.method, dt=1.0)
-        info = {"method": self.method, "steps": steps, "grid": opts["grid"], "noise_type": sde.noise_type}
+        info = {"method": self.method, "steps": steps, "grid": self.grid_name(problem), "noise_type": sde.noise_type}
         return y, info
 
 
@@ -374,19 +373,23 @@ class TorchsdeReversibleHeun(TorchsdeFixedStep):
     weak_order = 1.0
 
     def supports(self, problem: Problem) -> str | None:
-        """Refuse when the parasitic mode's growth over the run, (σ(1)² + v)/(σ(t_end)² + v), exceeds 10³.
+        """Refuse when the parasitic mode's growth over the run exceeds 10³.
 
-        Measured: ve-gauss1 (growth 400) converges at order 1; ve-gmm2 (4·10⁴) misses the per-mode spread by 300%.
+        For data of variance v the reverse drift's Jacobian is λ(t) = f + g²/V with V = s²(v + σ²); since
+        dV/dt = 2fV + g², λ = d log V/dt − f, and the growth exp ∫λ is s(T)(v + σ(T)²) / (s(ε)(v + σ(ε)²))
+        (for VE: (σ(1)² + v)/(σ(ε)² + v)). Measured: ve-gauss1 (growth 400) converges at order 1; ve-gmm2 (4·10⁴)
+        misses the per-mode spread by 300%.
         """
         reason = super().supports(problem)
         if reason is not None:
             return reason
         v = float(problem.data.covs.diagonal(dim1=1, dim2=2).min())
-        growth = (problem.sde.sigma(1.0) ** 2 + v) / (problem.sde.sigma(problem.t_end) ** 2 + v)
+        sde, t_max, t_end = problem.sde, problem.t_start, problem.t_end
+        growth = float(sde.s(t_max) * (v + sde.sigma(t_max) ** 2) / (sde.s(t_end) * (v + sde.sigma(t_end) ** 2)))
         if growth > 1e3:
             return (
-                f"unstable here: its parasitic mode grows by (σ(1)² + v)/(σ(t_end)² + v) = {growth:.3g} over the run, "
-                "whatever the step"
+                f"unstable here: its parasitic mode grows by s(T)(v + σ(T)²)/(s(ε)(v + σ(ε)²)) = {growth:.3g} over the "
+                "run, whatever the step"
             )
         return None
 
@@ -442,7 +445,7 @@ class TorchsdeAdaptive(Solver):
     ) -> tuple[Tensor, dict]:
         opts = self.options
         method = opts["method"]
-        x = initial_state(problem, n, "prior", generator)
+        x = self.initial_state(problem, n, generator)
         bm = _torchsde_interval(brownian)
         if bm is None:
             if not isinstance(brownian, GeneratorBrownian):
@@ -453,16 +456,16 @@ class TorchsdeAdaptive(Solver):
             entropy = int(torch.randint(0, 2**31 - 1, (), generator=generator))
             levy = "space-time" if method in _NEEDS_LEVY_AREA else "none"
             bm = torchsde.BrownianInterval(
-                t0=-1.0, t1=-problem.t_end, size=(n, problem.dim), dtype=torch.float64, entropy=entropy,
+                t0=-problem.t_start, t1=-problem.t_end, size=(n, problem.dim), dtype=torch.float64, entropy=entropy,
                 levy_area_approximation=levy,
             )  # fmt: skip
         sde = _TorchsdeReverse(problem, score, method, None, check_finite=True)
-        dt0 = min(opts["dt0"], 1.0 - problem.t_end)
+        dt0 = min(opts["dt0"], problem.t_start - problem.t_end)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 y = _sdeint(
-                    sde, x, [-1.0, -problem.t_end], bm, method=method, dt=dt0, adaptive=True,
+                    sde, x, [-problem.t_start, -problem.t_end], bm, method=method, dt=dt0, adaptive=True,
                     rtol=opts["rtol"], atol=opts["atol"], dt_min=opts["dt_min"],
                 )  # fmt: skip
             except DivergedError as exc:

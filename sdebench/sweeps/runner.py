@@ -26,9 +26,9 @@ import torch
 import sdebench
 from sdebench.errors import DivergedError
 from sdebench.fingerprint import changed_modules
-from sdebench.metrics import compute_metrics, exact_reference
+from sdebench.metrics import compute_metrics, data_reference, exact_reference
 from sdebench.metrics.base import Reference
-from sdebench.metrics.uncertainty import floor_estimates
+from sdebench.metrics.uncertainty import floor_estimates, truncation_estimates
 from sdebench.problems import Problem
 from sdebench.problems.problem import problem_from_spec
 from sdebench.scores import ExactScore, Score, TrainConfig
@@ -47,6 +47,7 @@ FLOOR_DRAWS = 5
 # Per-process memos: a worker builds each problem, reference, floor and network once, whatever it runs after.
 _problems: dict[str, tuple[Problem, Reference]] = {}
 _floors: dict[str, dict[str, list[float]]] = {}
+_truncations: dict[str, dict[str, list[float]]] = {}
 _networks: dict[str, Score] = {}
 
 
@@ -96,6 +97,17 @@ def _floors_for(spec: RunSpec, reference: Reference) -> dict[str, list[float]]:
     return _floors[memo]
 
 
+def _truncation_for(spec: RunSpec, problem: Problem, reference: Reference) -> dict[str, list[float]]:
+    """The ε-truncation term of the error budget: the metrics of exact p_data draws against p_ε, at the run's n."""
+    memo = json.dumps([spec.problem, spec.n, list(spec.metrics)], sort_keys=True)
+    if memo not in _truncations:
+        estimates = truncation_estimates(
+            list(spec.metrics), data_reference(problem), reference, spec.n, draws=FLOOR_DRAWS
+        )
+        _truncations[memo] = {k: [e.mean, e.half_width, e.count] for k, e in estimates.items()}
+    return _truncations[memo]
+
+
 def environment() -> dict[str, Any]:
     """Where a run ran: versions, host, process (for the record; never part of the key)."""
     return {
@@ -128,6 +140,7 @@ def execute(spec: RunSpec, checkpoint: str | None = None, keep_samples: bool = F
         start = time.perf_counter()
         result.metrics = compute_metrics(list(spec.metrics), solved.samples, reference)
         result.floors = _floors_for(spec, reference)
+        result.truncation = _truncation_for(spec, problem, reference)
         result.metrics_s = time.perf_counter() - start
         samples = solved.samples.numpy()
         result.preview = samples[:PREVIEW_ROWS, :2].astype(np.float32)

@@ -5,7 +5,7 @@ it, see :mod:`sdebench.fingerprint`) and ``info`` (the configured solver's kind,
 labels), so that reports need nothing but the store. A run of the same config by other code has another key: it is
 stored beside the old one, never over it.
 
-A ``meta`` table marks the file as an sdebench store (``app = sdebench``, ``format = 2``); any other file is refused
+A ``meta`` table marks the file as an sdebench store (``app = sdebench``, ``format = 3``); any other file is refused
 without being touched. Each result is written in one ``BEGIN IMMEDIATE`` transaction, so a killed process leaves
 either the whole row or nothing, and two sweeps writing at once wait for each other (``busy_timeout``) instead of
 failing. A finished ``ok`` run is never overwritten; a ``failed`` or ``diverged`` one may be replaced by a retry.
@@ -25,9 +25,12 @@ import numpy as np
 from sdebench.errors import UserError, check
 
 APP = "sdebench"
-FORMAT = "2"
+FORMAT = "3"
 #: What older formats lacked, for the message that refuses them.
-_FORMAT_CHANGES = {"1": "its runs are not keyed by the code that made them"}
+_FORMAT_CHANGES = {
+    "1": "its runs are not keyed by the code that made them",
+    "2": "its runs lack the ε-truncation term of the error budget",
+}
 STATUSES = ("ok", "diverged", "failed")
 _BUSY_TIMEOUT_MS = 60_000
 
@@ -46,6 +49,7 @@ CREATE TABLE IF NOT EXISTS runs (
     config TEXT NOT NULL,
     metrics TEXT NOT NULL,
     floors TEXT NOT NULL,
+    truncation TEXT NOT NULL,
     nfe REAL,
     nfe_per_sample REAL,
     wall_s REAL,
@@ -76,6 +80,8 @@ class RunResult:
     info: dict[str, Any] = field(default_factory=dict)  # the configured solver's kind, orders and labels
     metrics: dict[str, float] = field(default_factory=dict)
     floors: dict[str, list[float]] = field(default_factory=dict)  # name -> [mean, CI half-width, draws]
+    #: ε-truncation: each metric for exact draws of p_data (not p_ε) against p_ε, as [mean, CI half-width, draws].
+    truncation: dict[str, list[float]] = field(default_factory=dict)
     nfe: float | None = None
     nfe_per_sample: float | None = None
     wall_s: float | None = None
@@ -193,7 +199,7 @@ class Store:
         out = []
         for row in cursor:
             record = dict(zip(names, row, strict=True))
-            for column in ("config", "metrics", "floors", "env", "code", "info"):
+            for column in ("config", "metrics", "floors", "truncation", "env", "code", "info"):
                 record[column] = json.loads(record[column])
             out.append(record)
         return out
@@ -224,7 +230,7 @@ class Store:
             attempts = 1 if row is None else row[1] + 1
             self.conn.execute(
                 "INSERT OR REPLACE INTO runs VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     result.key,
                     result.config_key,
@@ -238,6 +244,7 @@ class Store:
                     _json(config),
                     _json(result.metrics),
                     _json(result.floors),
+                    _json(result.truncation),
                     result.nfe,
                     result.nfe_per_sample,
                     result.wall_s,
