@@ -151,12 +151,10 @@ def test_fast_samplers_pass_quality_bars(gmm2: Problem, gmm2_reference, name: st
 
 
 # -- ggf --------------------------------------------------------------------------------------------------------------
-def test_ggf_passes_quality_bars_and_reports_nfe_per_sample(gmm2: Problem, gmm2_reference) -> None:
-    """ggf at rtol = atol = 0.02 reaches the bars (6/6 seeds tried; ~357 NFE per sample on average, ~490 for the
-    slowest sample); the NFE it reports per sample is consistent with the counts."""
-    result = make_solver("ggf", rtol=0.02, atol=0.02).solve(gmm2, make_score("exact", gmm2), N, generator(1))
-    metrics = compute_metrics(DEFAULT_METRICS, result.samples, gmm2_reference)
-    assert_quality_bars(metrics, noise_floors(DEFAULT_METRICS, gmm2_reference, N))
+def test_ggf_reports_nfe_per_sample(gmm2: Problem) -> None:
+    """The NFE ggf reports per sample is consistent with the counts (its quality at the default tolerances is the
+    generic test's, on every SDE)."""
+    result = make_solver("ggf", rtol=0.02, atol=0.02).solve(gmm2, make_score("exact", gmm2), 2000, generator(1))
     info = result.info
     # rows evaluated / n is the mean per-sample NFE; the slowest sample takes part in every batched call.
     assert info["nfe_per_sample_mean"] == pytest.approx(result.nfe_per_sample)
