@@ -22,7 +22,7 @@ from sdebench.io import check_writable, write_atomic
 from sdebench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, data_reference, exact_reference, noise_floors
 from sdebench.problems import PROBLEMS, SDES, Problem, get_problem, load_problem
 from sdebench.scores import ARCHS, SCORES, TrainConfig, make_score
-from sdebench.scores.training import LOSSES, WEIGHTINGS, load_or_train
+from sdebench.scores.training import LOSSES, T_SAMPLINGS, WEIGHTINGS, load_or_train
 from sdebench.solvers import GRIDS, SOLVERS, make_solver
 
 
@@ -48,7 +48,9 @@ def _problem(args: argparse.Namespace) -> Problem:
 
 
 def _train_config(args: argparse.Namespace, steps: int | None) -> TrainConfig:
-    config = TrainConfig(arch=args.arch, seed=args.train_seed, weighting=args.weighting, loss=args.loss)
+    config = TrainConfig(
+        arch=args.arch, seed=args.train_seed, weighting=args.weighting, loss=args.loss, t_sampling=args.t_sampling
+    )
     if steps is not None:
         config.steps = steps
     config.validate()
@@ -464,6 +466,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="mlp", help="network: mlp (default, time-conditioned) or seed-mlp")
     p.add_argument("--weighting", default="sigma2", help=f"DSM weighting λ(t): {' or '.join(WEIGHTINGS)}")
     p.add_argument("--loss", default="squared", help=f"DSM loss: {' or '.join(LOSSES)} (norm: the seed's quirk)")
+    p.add_argument(
+        "--t-sampling",
+        default="log-sigma",
+        help=f"DSM training times: {' or '.join(T_SAMPLINGS)} (uniform-t: score_sde's)",
+    )
     p.add_argument("--train-seed", type=int, default=0, help="training seed")
     p.add_argument("--cache-dir", type=Path, default=None, help="checkpoint cache (default $SDEBENCH_CACHE)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

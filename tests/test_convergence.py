@@ -8,7 +8,8 @@ import pytest
 
 from sdebench.analysis.convergence import convergence_study, fit_order
 from sdebench.cli import main
-from sdebench.problems import get_problem
+from sdebench.problems import SDES, get_problem, problem_from_spec
+from sdebench.problems.named import gauss1
 from sdebench.scores import make_score
 
 STEPS = [16, 32, 64, 128]
@@ -27,9 +28,10 @@ def test_fit_order_recovers_a_power_law() -> None:
     assert fit_order(STEPS, [1.0, 0.5, 0.25, 0.125], keep=[True, False, False, False]).value is None
 
 
-def test_em_strong_order_one_on_a_single_gaussian() -> None:
-    """On ve-gauss1, EM's strong order is ≈ 1.0 (additive noise), within its CI or 0.2."""
-    problem = get_problem("ve-gauss1")
+@pytest.mark.parametrize("sde_type", SDES.names())
+def test_em_strong_order_one_on_a_single_gaussian(sde_type: str) -> None:
+    """On one Gaussian under every SDE, EM's strong order is ≈ 1.0 (additive noise), within its CI or 0.2."""
+    problem = problem_from_spec(gauss1(sde_type))
     study = convergence_study(problem, make_score("exact", problem), "em", STEPS, n=500, fine_steps=1024)
     assert within(study.orders["strong"], 1.0), study.orders["strong"]
     assert "strong_same_mode" not in study.orders  # unimodal: no mode switches to separate out

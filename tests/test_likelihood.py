@@ -16,7 +16,8 @@ import torch
 
 from sdebench.analysis.likelihood import LikelihoodResult, exact_nll, negative_log_likelihood, prior_gap
 from sdebench.errors import DivergedError, UserError
-from sdebench.problems import Problem, get_problem
+from sdebench.problems import SDES, Problem, get_problem, problem_from_spec
+from sdebench.problems.named import gauss1
 from sdebench.scores import CountingScore, ExactScore, TrainedScore
 from sdebench.scores.networks import TimeMLP
 from tests.conftest import generator
@@ -71,16 +72,20 @@ def test_nll_matches_exact_mixture_log_density(
     assert 20 < exact_div.nfe < 2000 and exact_div.backward == 2 * exact_div.nfe
 
 
-def test_nll_single_gaussian_matches_closed_form() -> None:
-    """ve-gauss1: per point, NLL = −log N(x; μ, Σ + σ(ε)² I) from torch.distributions (independent of our mixture code).
+@pytest.mark.parametrize("sde_type", SDES.names())
+def test_nll_single_gaussian_matches_closed_form(sde_type: str) -> None:
+    """One Gaussian under every SDE: per point, NLL = −log N(x; s μ, s²(Σ + σ(ε)² I)) at t = ε, from
+    torch.distributions (independent of our mixture code).
 
-    Measured: ODE error after the prior gap ≤ 1e-5 per point. The raw mean difference is 0.002 here: the prior gap
-    has mean KL(p_1 ‖ prior) = 6e-5 but a per-point spread of 0.07 nats, so over 300 points its mean wanders by ~0.004.
+    Measured on ve: ODE error after the prior gap ≤ 1e-5 per point. The raw mean difference is 0.002 here: the prior
+    gap has mean KL(p_1 ‖ prior) = 6e-5 but a per-point spread of 0.07 nats, so over 300 points its mean wanders by
+    ~0.004.
     """
-    problem = get_problem("ve-gauss1")
+    problem = problem_from_spec(gauss1(sde_type))
     x = problem.target().sample(300, generator=generator(1))[0]
-    cov = problem.data.covs[0] + problem.sde.sigma(problem.t_end) ** 2 * torch.eye(2, dtype=torch.float64)
-    closed = -torch.distributions.MultivariateNormal(problem.data.means[0], cov).log_prob(x)
+    sde, eps = problem.sde, problem.t_end
+    cov = sde.s(eps) ** 2 * (problem.data.covs[0] + sde.sigma(eps) ** 2 * torch.eye(2, dtype=torch.float64))
+    closed = -torch.distributions.MultivariateNormal(sde.s(eps) * problem.data.means[0], cov).log_prob(x)
     assert torch.allclose(exact_nll(problem, x), closed, rtol=0, atol=1e-10)
     result = negative_log_likelihood(problem, ExactScore(problem), x)
     assert abs(result.mean - float(closed.mean())) < 0.02

@@ -104,6 +104,11 @@ def test_exact_score_equals_finite_differences_of_log_density(sde_type: str, fra
         down = data.log_prob(x - step, sde.sigma(t), sde.s(t))
         differences[:, j] = (up - down) / (2 * h)
     torch.testing.assert_close(score, differences, rtol=1e-5, atol=1e-5 / scale)
+    # A per-row t (what per-sample adaptive solvers pass) takes another code path: the same values, and log p too.
+    rows = torch.full((x.shape[0],), t, dtype=torch.float64)
+    torch.testing.assert_close(make_score("exact", problem)(x, rows), score, rtol=1e-12, atol=1e-12)
+    per_row = data.log_prob(x, sde.sigma(rows), sde.s(rows))
+    torch.testing.assert_close(per_row, data.log_prob(x, sde.sigma(t), sde.s(t)), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("sde_type", SDE_TYPES)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from sdebench.metrics import DEFAULT_METRICS, compute_metrics, noise_floors
-from sdebench.problems import Problem
+from sdebench.problems import Problem, problem_from_spec
+from sdebench.problems.named import gauss1
 from sdebench.scores import TrainConfig, make_score
 from sdebench.scores import training as training_module
-from sdebench.scores.training import checkpoint_path, dsm_loss, load_or_train, train
+from sdebench.scores.training import checkpoint_path, dsm_loss, load_or_train, train, training_times
 from sdebench.solvers import make_solver
 from tests.conftest import generator
 from tests.test_euler_maruyama import N, assert_quality_bars
@@ -77,3 +80,21 @@ def test_seed_network_and_seed_loss_options(gmm2: Problem) -> None:
     score = make_score("trained", gmm2, train_config=TrainConfig(arch="seed-mlp", steps=5), progress=False)
     out = score(torch.zeros(3, 2, dtype=torch.float64), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
     assert out.shape == (3, 2) and out.dtype == torch.float64
+
+
+@pytest.mark.parametrize("sde_type", ["ve", "vp", "subvp", "edm"])
+def test_training_times_are_log_uniform_in_sigma(sde_type: str) -> None:
+    """DSM's default training times have log σ(t) uniform over [log σ(ε), log σ(T)] on every SDE, inside [ε, T];
+    on VE that is the law of t uniform. Kolmogorov–Smirnov distance over 20 000 draws below 0.015 (its 99.9%
+    point is 1.95/sqrt(n) = 0.0138)."""
+    problem = problem_from_spec(gauss1(sde_type))
+    sde, n = problem.sde, 20_000
+    t = training_times(problem, "log-sigma", n, torch.Generator().manual_seed(0), torch.float64)
+    assert float(t.min()) >= problem.t_end and float(t.max()) <= problem.t_start
+    lo, hi = math.log(sde.sigma(problem.t_end)), math.log(sde.sigma(problem.t_start))
+    u = ((sde.sigma(t).log() - lo) / (hi - lo)).sort().values
+    ks = float((u - torch.arange(1, n + 1, dtype=torch.float64) / n).abs().max())
+    assert ks < 0.015
+    if sde_type == "ve":
+        uniform = ((t - problem.t_end) / (problem.t_start - problem.t_end)).sort().values
+        assert float((uniform - torch.arange(1, n + 1, dtype=torch.float64) / n).abs().max()) < 0.015

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -24,6 +25,8 @@ from sdebench.scores.networks import ARCHS
 Tensor = torch.Tensor
 CHECKPOINT_FORMAT = "sdebench-checkpoint-1"
 WEIGHTINGS = ("sigma2", "g2")
+#: How DSM draws its training times: log σ uniform over [σ(ε), σ(T)] (default), or t uniform over [ε, T].
+T_SAMPLINGS = ("log-sigma", "uniform-t")
 LOSSES = ("squared", "norm")
 
 
@@ -32,8 +35,11 @@ class TrainConfig:
     """What determines a trained score (together with the problem): the cache key is a hash of both.
 
     ``weighting``: λ(t) = the kernel variance s(t)²σ(t)² (default; σ(t)² for VE) or g(t)² (the seed's). ``loss``: the
-    squared L2 error (default) or its
-    plain L2 norm (the seed's quirk: its values sit at 1200–2000 and barely move).
+    squared L2 error (default) or its plain L2 norm (the seed's quirk: its values sit at 1200–2000 and barely move).
+    ``t_sampling``: training times with log σ(t) uniform (default; for VE, whose log σ is linear in t, the same law as
+    t uniform) or t uniform (score_sde's). Uniform t starves the small noise levels on the other SDEs, and they are
+    what sets the per-mode spread: measured with uniform t, EM 500 steps, n = 20 000, the per-mode std was 10.8% off
+    on vp-gmm2, 4–5% on subvp-gmm2 and 47% on edm-gmm2 (σ < 0.05 in 0.06% of EDM's draws), against 1.2% on ve-gmm2.
     """
 
     arch: str = "mlp"
@@ -45,6 +51,7 @@ class TrainConfig:
     seed: int = 0
     weighting: str = "sigma2"
     loss: str = "squared"
+    t_sampling: str = "log-sigma"
 
     def validate(self) -> None:
         """Raise :class:`UserError` for an invalid field."""
@@ -65,6 +72,11 @@ class TrainConfig:
         check(0.0 <= self.ema < 1.0, "ema", "must lie in [0, 1)")
         check(self.weighting in WEIGHTINGS, "weighting", f"unknown {self.weighting!r} (valid: {', '.join(WEIGHTINGS)})")
         check(self.loss in LOSSES, "loss", f"unknown {self.loss!r} (valid: {', '.join(LOSSES)})")
+        check(
+            self.t_sampling in T_SAMPLINGS,
+            "t_sampling",
+            f"unknown {self.t_sampling!r} (valid: {', '.join(T_SAMPLINGS)})",
+        )
 
     def resolved(self) -> dict[str, Any]:
         """The config with the architecture's defaults filled in (what the hash covers)."""
@@ -124,14 +136,24 @@ def _build_model(problem: Problem, config: TrainConfig) -> torch.nn.Module:
     return arch_cls(problem.dim, problem.sde, **config.resolved()["arch_options"])
 
 
+def training_times(problem: Problem, how: str, n: int, gen: torch.Generator, dtype: torch.dtype) -> Tensor:
+    """n training times in [ε, T]: log σ(t) uniform over [log σ(ε), log σ(T)] ("log-sigma") or t uniform."""
+    t_end, t_max = problem.t_end, problem.t_start
+    u = torch.rand(n, generator=gen, dtype=dtype)
+    if how == "uniform-t":
+        return t_end + (t_max - t_end) * u
+    sde = problem.sde
+    lo, hi = math.log(sde.sigma(t_end)), math.log(sde.sigma(t_max))
+    return sde.t_of_sigma(torch.exp(lo + (hi - lo) * u)).clamp(t_end, t_max)
+
+
 def dsm_loss(model: torch.nn.Module, problem: Problem, x0: Tensor, config: TrainConfig, gen: torch.Generator) -> Tensor:
     """Denoising score matching: E_t λ(t) |s_θ(x_t, t) + z/std|², x_t = s(t)x0 + std·z, std = s(t)σ(t),
-    t ~ U(ε, T) (or the seed's unsquared norm)."""
+    t drawn by ``config.t_sampling`` over [ε, T] (or the seed's unsquared norm)."""
     n = x0.shape[0]
-    t_end, t_max = problem.t_end, problem.t_start
-    t = t_end + (t_max - t_end) * torch.rand(n, generator=gen, dtype=x0.dtype)
-    z = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
     sde = problem.sde
+    t = training_times(problem, config.t_sampling, n, gen, x0.dtype)
+    z = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
     sigma = sde.std(t)[:, None]
     x_t, _ = sde.marginal(x0, t)
     pred = model(x_t + sigma * z, t)
