@@ -24,13 +24,16 @@ from sdebench.problems.problem import problem_from_spec
 from sdebench.reports import html as pages
 from sdebench.reports.plots import convergence_png, density_grid_png, work_precision_png
 from sdebench.reports.tables import (
+    COMPARISON_NOTE,
     METRIC_TITLES,
     Group,
+    comparison_cells,
     convergence_fits,
     convergence_metric,
     group_runs,
     latest_runs,
     markdown_budget,
+    markdown_comparison,
     markdown_summary,
     markdown_table,
     summary_frame,
@@ -71,6 +74,8 @@ def build_report(store_path: str | Path, out_dir: str | Path, density_budget: fl
     header = _header(Path(store_path), runs, superseded)
     title = f"sdebench sweep report: {Path(store_path).name}"
     for anchor, name, section in sections:
+        if anchor == "comparison":
+            continue
         files[Path(anchor) / "report.html"] = pages.page(
             f"{title} · {name}", header, [(anchor, name, section)]
         ).encode()
@@ -164,12 +169,14 @@ def _render(store: Store, runs: list[dict[str, Any]], density_budget: float | No
         by_problem.setdefault(json.dumps(run["config"]["problem"], sort_keys=True), []).append(run)
     files: dict[Path, bytes] = {}
     sections = []
-    taken: set[str] = set()
+    compared: list[tuple[str, str, list[Group]]] = []
+    taken: set[str] = {"comparison"}  # the side-by-side section's anchor
     for spec_text, problem_runs in sorted(by_problem.items(), key=lambda kv: kv[1][0]["problem"]):
         spec = json.loads(spec_text)
         groups = group_runs(problem_runs)
         folder = _dir_name(groups[0].problem, taken)
         problem = problem_from_spec(spec)
+        compared.append((folder, problem.sde.type, groups))
         t_end = problem.t_end
         sde = problem.sde
         reference = (
@@ -214,6 +221,15 @@ def _render(store: Store, runs: list[dict[str, Any]], density_budget: float | No
                 pages.problem_section(groups[0].problem, folder, groups, plots, notes, reference, _slopes(groups)),
             )
         )
+    if len(compared) > 1:
+        files[Path("comparison.md")] = markdown_comparison(compared).encode()
+        header, rows = comparison_cells(compared)
+        section = (
+            '<h2 id="comparison">SDEs side by side</h2>'
+            + pages.table(header, rows, text_columns=3, cls="summary")
+            + f'<p class="note">{pages.e(COMPARISON_NOTE)}</p>'
+        )
+        sections.insert(0, ("comparison", "SDEs side by side", section))
     return files, sections
 
 

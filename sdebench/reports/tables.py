@@ -407,6 +407,53 @@ def markdown_summary(groups: list[Group]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- SDEs side by side -------------------------------------------------------------------------------------------------
+COMPARISON_NOTE = (
+    "Per solver and score, the cheapest budget from which every larger one is ≈ exact (as in each problem's "
+    "summary), on every problem of the store side by side; — where the solver did not run on that problem. The same "
+    "data under different SDEs (ve-gmm2, vp-gmm2, ...) show what the SDE's own schedule costs or saves a solver."
+)
+
+
+def comparison_cells(problems: list[tuple[str, str, list[Group]]]) -> tuple[list[str], list[list[str]]]:
+    """One row per (solver, score), one column per problem ``(name, sde type, groups)``: the cheapest ≈ exact cell.
+
+    Rows are the solvers run with the default start (the prior); ``start = exact`` runs belong to the error budget.
+    """
+    cells: dict[tuple[int, str, str], dict[str, str]] = {}
+    for name, _, groups in problems:
+        series_: dict[tuple[int, str, str, int], list[Group]] = {}
+        for g in groups:
+            if g.start == "prior":
+                series_.setdefault((FAMILIES.index(g.family), g.label, g.score, g.n), []).append(g)
+        many_n = len({key[3] for key in series_}) > 1
+        for (family, label, score, n), gs in series_.items():
+            gs.sort(key=lambda g: (g.nfe is None, g.nfe or 0.0))
+            text = _cheapest_exact_like(gs) + (f" (n = {n})" if many_n else "")
+            row = cells.setdefault((family, label, score), {})
+            row[name] = f"{row[name]}; {text}" if name in row else text
+    header = ["solver", "kind", "score"] + [f"{name} ({sde})" for name, sde, _ in problems]
+    rows = []
+    for (family, label, score), per_problem in sorted(
+        cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "exact", kv[0][2])
+    ):
+        rows.append([label, FAMILIES[family], score] + [per_problem.get(name, "—") for name, _, _ in problems])
+    return header, rows
+
+
+def markdown_comparison(problems: list[tuple[str, str, list[Group]]]) -> str:
+    """:func:`comparison_cells` as Markdown with its explanation."""
+    header, rows = comparison_cells(problems)
+    lines = [
+        "## SDEs side by side: cheapest ≈ exact",
+        "",
+        _md_line(header),
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += [_md_line(r) for r in rows]
+    return "\n".join([*lines, "", COMPARISON_NOTE]) + "\n"
+
+
 # -- error budget -----------------------------------------------------------------------------------------------------
 #: The metrics an error budget is shown for: the overall distance, the mode weights (where the prior mismatch shows)
 #: and a mode's spread (where discretisation and score error show first).
