@@ -399,3 +399,45 @@ def test_reports_import_no_solver() -> None:
     for layer in ("reports", "metrics"):
         for path in (root / layer).glob("*.py"):
             assert not re.search(r"SOLVERS|sdebench\.solvers", path.read_text()), path
+
+
+def test_real_sweep_on_two_sdes_gives_budget_and_side_by_side(tmp_path: Path) -> None:
+    """A small real sweep over ve-asym3 and vp-gmm2 with prior- and exact-start runs: each problem gets budget.md
+    (one row per solver × budget that ran from both starts, every term a number with its half-width), and the
+    report a side-by-side table with one column per problem, in comparison.md and first in index.html."""
+    from sdebench.sweeps.executors import make_executor
+    from sdebench.sweeps.sweep import prepare_scores, run_sweep
+
+    config = {
+        "sweep": [
+            {
+                "problems": ["ve-asym3", "vp-gmm2"],
+                "scores": ["exact"],
+                "solvers": [{"name": "dpmpp-2m", "start": ["prior", "exact"]}, {"name": "em"}],
+                "budgets": [16],
+                "seeds": [0, 1],
+                "n": [500],
+                "metrics": ["sliced_wasserstein", "mode_balance", "mode_moments"],
+            }
+        ]
+    }
+    runs = expand_sweep(config)
+    with Store(tmp_path / "runs.db") as store:
+        run_sweep(runs, store, make_executor("serial", 1), prepare_scores(runs, progress=False), progress=False)
+    build_report(tmp_path / "runs.db", tmp_path / "out")
+    for problem in ("ve-asym3", "vp-gmm2"):
+        budget = (tmp_path / "out" / problem / "budget.md").read_text()
+        rows = [r for r in _markdown_rows(budget) if r[0] == "dpmpp-2m"]
+        assert len(rows) == 3  # one per budget metric (SW1, mode weights, mode spread), for the one budget
+        for row in rows:
+            discretisation, prior = row[5], row[6]
+            assert re.fullmatch(r"[+-][0-9.e+-]+ ± [0-9.e+-]+\*?", discretisation), row
+            assert re.fullmatch(r"[+-][0-9.e+-]+ ± [0-9.e+-]+\*?", prior), row
+            assert row[7] == "—"  # no trained score in this sweep
+    comparison = (tmp_path / "out" / "comparison.md").read_text()
+    header = comparison.splitlines()[2]
+    assert "ve-asym3 (ve)" in header and "vp-gmm2 (vp)" in header
+    labels = [r[0] for r in _markdown_rows(comparison)]
+    assert sorted(labels) == ["dpmpp-2m", "em"]  # start = exact runs belong to the budget, not to this table
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert index.index('id="comparison"') < index.index('id="ve-asym3"')
