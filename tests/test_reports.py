@@ -246,11 +246,18 @@ def test_failure_while_rendering_leaves_nothing(synthetic, tmp_path: Path, monke
     assert _no_files(tmp_path / "out")
 
 
-def test_real_sweep(tmp_path: Path) -> None:
-    """A small real sweep end to end: exact score, an SDE and an ODE solver, two seeds."""
+def _run_serial(config: dict, store_path: Path) -> None:
+    """Run a sweep config serially into a new store (the real sweeps of these tests)."""
     from sdebench.sweeps.executors import make_executor
     from sdebench.sweeps.sweep import prepare_scores, run_sweep
 
+    runs = expand_sweep(config)
+    with Store(store_path) as store:
+        run_sweep(runs, store, make_executor("serial", 1), prepare_scores(runs, progress=False), progress=False)
+
+
+def test_real_sweep(tmp_path: Path) -> None:
+    """A small real sweep end to end: exact score, an SDE and an ODE solver, two seeds."""
     config = {
         "sweep": [
             {
@@ -264,9 +271,7 @@ def test_real_sweep(tmp_path: Path) -> None:
             }
         ]
     }
-    runs = expand_sweep(config)
-    with Store(tmp_path / "runs.db") as store:
-        run_sweep(runs, store, make_executor("serial", 1), prepare_scores(runs, progress=False), progress=False)
+    _run_serial(config, tmp_path / "runs.db")
     files = build_report(tmp_path / "runs.db", tmp_path / "out", density_budget=40)
     table = (tmp_path / "out" / "ve-gmm2" / "table.md").read_text()
     rows = _markdown_rows(table)
@@ -405,9 +410,6 @@ def test_real_sweep_on_two_sdes_gives_budget_and_side_by_side(tmp_path: Path) ->
     """A small real sweep over ve-asym3 and vp-gmm2 with prior- and exact-start runs: each problem gets budget.md
     (one row per solver × budget that ran from both starts, every term a number with its half-width), and the
     report a side-by-side table with one column per problem, in comparison.md and first in index.html."""
-    from sdebench.sweeps.executors import make_executor
-    from sdebench.sweeps.sweep import prepare_scores, run_sweep
-
     config = {
         "sweep": [
             {
@@ -421,9 +423,7 @@ def test_real_sweep_on_two_sdes_gives_budget_and_side_by_side(tmp_path: Path) ->
             }
         ]
     }
-    runs = expand_sweep(config)
-    with Store(tmp_path / "runs.db") as store:
-        run_sweep(runs, store, make_executor("serial", 1), prepare_scores(runs, progress=False), progress=False)
+    _run_serial(config, tmp_path / "runs.db")
     build_report(tmp_path / "runs.db", tmp_path / "out")
     for problem in ("ve-asym3", "vp-gmm2"):
         budget = (tmp_path / "out" / problem / "budget.md").read_text()
