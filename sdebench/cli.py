@@ -390,12 +390,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         check(not folder.exists() or folder.is_dir(), "keep-samples", f"{str(folder)!r} exists and is not a folder")
     # An existing store is checked now (a foreign file is refused untouched); a new one is created only once the
     # scores are trained, so a failure or Ctrl-C before any run leaves no empty store behind.
-    statuses: dict[str, str] = {}
-    stored_configs: set[str] = set()
-    if args.store.exists():
-        with Store(args.store, readonly=True) as existing:
-            statuses = existing.statuses()
-            stored_configs = existing.config_keys()
+    statuses, stored_configs = Store.peek(args.store)
     for note in notes:
         print(f"note: {note}")
     if args.dry_run:

@@ -110,3 +110,19 @@ def test_store_in_missing_folder(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         Store(tmp_path / "nope" / "runs.db")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_store_another_sweep_is_creating_reads_as_no_runs(tmp_path):
+    """The moment between a sweep creating the file (WAL header written) and its schema transaction: another
+    sweep's pre-check must read it as no runs yet (CI once failed on this race), a report must refuse it."""
+    path = tmp_path / "runs.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+    assert path.stat().st_size > 0
+    assert Store.peek(path) == ({}, set())
+    assert Store.peek(tmp_path / "missing.db") == ({}, set())
+    with pytest.raises(UserError, match="empty database"):
+        Store(path, readonly=True)
+    with Store(path) as store:  # the writer then makes the store in that same file
+        assert store.runs() == []
+    assert Store.peek(path) == ({}, set())

@@ -93,6 +93,10 @@ class RunResult:
     samples_path: str | None = None
 
 
+class EmptyStoreError(UserError):
+    """A SQLite file with no tables yet: refused by reports, but to a sweep it is a store another sweep is making."""
+
+
 def _is_sqlite(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(16) == b"SQLite format 3\x00"
@@ -131,7 +135,7 @@ class Store:
             self._check_meta(tables)
         elif readonly:
             self.conn.close()
-            raise UserError("store", f"{str(self.path)!r} is an empty database, not an sdebench store")
+            raise EmptyStoreError("store", f"{str(self.path)!r} is an empty database, not an sdebench store")
         if not readonly:
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a kill loses no committed row
@@ -214,6 +218,19 @@ class Store:
     def integrity(self) -> str:
         """``PRAGMA integrity_check``: "ok" for a sound database."""
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    @staticmethod
+    def peek(path: str | Path) -> tuple[dict[str, str], set[str]]:
+        """Statuses by key and config keys of the runs stored at ``path``, read without writing; both empty where no
+        store exists yet or another sweep has just created the file and not yet its tables (a race, not an error)."""
+        path = Path(path)
+        if not path.exists() or path.stat().st_size == 0:
+            return {}, set()
+        try:
+            with Store(path, readonly=True) as store:
+                return store.statuses(), store.config_keys()
+        except EmptyStoreError:
+            return {}, set()
 
     # -- writing ----------------------------------------------------------------------------------------------------
     def record(self, result: RunResult) -> bool:
