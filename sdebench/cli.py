@@ -416,10 +416,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     if args.keep_samples and any(statuses.get(r.key) == "ok" for r in runs):
         print("note: --keep-samples keeps the samples of runs computed now; runs already stored are not recomputed")
-    checkpoints = prepare_scores(runs, args.cache_dir, progress=not args.quiet)
-    with Store(args.store) as store:
-        executor = make_executor(executor_name, args.workers, args.scheduler)
-        try:
+    executor = make_executor(executor_name, args.workers, args.scheduler)
+    try:
+        # the executor's workers train the networks side by side; the store is made only after that
+        checkpoints = prepare_scores(runs, args.cache_dir, progress=not args.quiet, executor=executor)
+        with Store(args.store) as store:
             summary = run_sweep(
                 runs,
                 store,
@@ -429,8 +430,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 keep_samples=args.keep_samples,
                 progress=not args.quiet,
             )
-        finally:
-            executor.close()
+    finally:
+        executor.close()
     print(summary.line())
     print(f"store: {args.store}")
     return 1 if summary.stored["failed"] else 0

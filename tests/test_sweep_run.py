@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sdebench.cli import main
 from sdebench.sweeps import Store, load_sweep
@@ -301,3 +302,38 @@ def test_bad_executor_options(tmp_path, capsys, extra, field):
 
     config = write(tmp_path, GOOD_BLOCK)
     assert_fails(["sweep", config, "--store", tmp_path / "runs.db", *extra], capsys, tmp_path, field)
+
+
+def test_networks_train_side_by_side_to_the_serial_weights(tmp_path, monkeypatch):
+    """With a pool of 2, the two networks a sweep needs train one per worker (single-threaded there): the
+    checkpoints are the ones serial training writes, at the same cache paths, weight for weight."""
+    from sdebench.sweeps import sweep as sweep_module
+    from sdebench.sweeps.executors import make_executor
+    from sdebench.sweeps.sweep import prepare_scores
+
+    text = """
+[[sweep]]
+problems = ["ve-gmm2", "vp-gmm2"]
+scores = [{ name = "trained", steps = 30, batch_size = 64 }]
+solvers = [{ name = "em" }]
+budgets = [8]
+seeds = [0]
+n = [500]
+"""
+    runs = load_sweep(write(tmp_path, text))
+    serial = prepare_scores(runs, tmp_path / "serial", progress=False)
+    executor = make_executor("pool", 2)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("with a pool the networks must train in its workers, not in the sweep's process")
+
+    monkeypatch.setattr(sweep_module, "load_or_train", not_here)  # the spawned workers import it afresh
+    try:
+        pooled = prepare_scores(runs, tmp_path / "pool", progress=False, executor=executor)
+    finally:
+        executor.close()
+    assert len(serial) == 2 and serial.keys() == pooled.keys()
+    for key in serial:
+        assert Path(serial[key]).name == Path(pooled[key]).name and serial[key] != pooled[key]
+        digests = [torch.load(p, weights_only=True)["weights_sha256"] for p in (serial[key], pooled[key])]
+        assert digests[0] == digests[1]

@@ -46,15 +46,39 @@ def score_key(spec: RunSpec) -> str:
     return json.dumps([spec.problem, spec.score], sort_keys=True)
 
 
-def prepare_scores(runs: list[RunSpec], cache_dir: Path | None = None, progress: bool = True) -> dict[str, str]:
-    """Train (or find cached) every network the runs need, once, before any fan-out; map score key → checkpoint."""
-    checkpoints: dict[str, str] = {}
+def _checkpoint_for(
+    problem_spec: dict[str, Any], score_spec: dict[str, Any], cache_dir: Path | None, progress: bool
+) -> str:
+    """Train (or find cached) one network and return its checkpoint's path (also what an executor's worker runs)."""
+    problem = problem_from_spec(problem_spec)
+    return str(load_or_train(problem, train_config(score_spec), cache_dir, None, progress).path)
+
+
+def prepare_scores(
+    runs: list[RunSpec], cache_dir: Path | None = None, progress: bool = True, executor: Any = None
+) -> dict[str, str]:
+    """Train (or find cached) every network the runs need, once, before any fan-out; map score key → checkpoint.
+
+    With an executor of several workers the networks train side by side, one per worker (a network trains as fast
+    on one thread as on two, and to the same weights), under one progress bar over the networks; else one after
+    the other here, each with its own bar over the training steps.
+    """
+    needed: dict[str, RunSpec] = {}
     for spec in runs:
-        key = score_key(spec)
-        if spec.score["name"] == "trained" and key not in checkpoints:
-            problem = problem_from_spec(spec.problem)
-            checkpoints[key] = str(load_or_train(problem, train_config(spec.score), cache_dir, None, progress).path)
-    return checkpoints
+        if spec.score["name"] == "trained":
+            needed.setdefault(score_key(spec), spec)
+    if executor is None or executor.workers == 1 or len(needed) < 2:
+        return {key: _checkpoint_for(s.problem, s.score, cache_dir, progress) for key, s in needed.items()}
+    futures = {executor.submit(_checkpoint_for, s.problem, s.score, cache_dir, False): key for key, s in needed.items()}
+    checkpoints: dict[str, str] = {}
+    with tqdm(total=len(futures), desc="train networks", unit="net", disable=not progress, leave=False) as bar:
+        pending = set(futures)
+        while pending:
+            done, pending = executor.wait_first(pending)
+            for future in done:
+                checkpoints[futures[future]] = future.result()
+                bar.update()
+    return {key: checkpoints[key] for key in needed}
 
 
 def samples_dir(store_path: Path) -> Path:
