@@ -49,7 +49,12 @@ def _problem(args: argparse.Namespace) -> Problem:
 
 def _train_config(args: argparse.Namespace, steps: int | None) -> TrainConfig:
     config = TrainConfig(
-        arch=args.arch, seed=args.train_seed, weighting=args.weighting, loss=args.loss, t_sampling=args.t_sampling
+        arch=args.arch,
+        seed=args.train_seed,
+        weighting=args.weighting,
+        loss=args.loss,
+        t_sampling=args.t_sampling,
+        sigma_floor=args.sigma_floor,
     )
     if steps is not None:
         config.steps = steps
@@ -466,6 +471,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "--t-sampling",
         default="log-sigma",
         help=f"DSM training times: {' or '.join(T_SAMPLINGS)} (uniform-t: score_sde's)",
+    )
+    p.add_argument(
+        "--sigma-floor",
+        type=float,
+        default=TrainConfig.sigma_floor,
+        help="log-sigma training times start at max(sigma(eps), this) (default 0.002, EDM's sigma_min)",
     )
     p.add_argument("--train-seed", type=int, default=0, help="training seed")
     p.add_argument("--cache-dir", type=Path, default=None, help="checkpoint cache (default $SDEBENCH_CACHE)")

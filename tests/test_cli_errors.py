@@ -187,9 +187,23 @@ def test_sample_unknown_problem_lists_valid_ones(tmp_path, paths, capsys):
         (["--problem", "ve-gmm2", "--steps", "-3"], "steps", ()),
         (["--problem", "ve-gmm2", "--t-end", "0"], "t_end", ()),
         (["--problem", "ve-gmm2", "--t-end", "1.5"], "t_end", ()),
+        (["--problem", "ve-gmm2", "--sigma-floor", "-1"], "sigma_floor", ("-1",)),
+        (["--problem", "ve-gmm2", "--sigma-floor", "inf"], "sigma_floor", ("inf",)),
         ([], "problem", ("--problem", "--config")),
     ],
-    ids=["problem", "arch", "weighting", "loss", "steps-0", "steps-neg", "t_end-0", "t_end-big", "no-problem"],
+    ids=[
+        "problem",
+        "arch",
+        "weighting",
+        "loss",
+        "steps-0",
+        "steps-neg",
+        "t_end-0",
+        "t_end-big",
+        "sigma-floor-neg",
+        "sigma-floor-inf",
+        "no-problem",
+    ],
 )
 def test_train_bad_input(extra, field, mentions, tmp_path, capsys):
     """``train`` with a bad name, step count or ε fails before training and writes no checkpoint."""

@@ -85,14 +85,16 @@ def test_seed_network_and_seed_loss_options(gmm2: Problem) -> None:
 
 @pytest.mark.parametrize("sde_type", ["ve", "vp", "subvp", "edm"])
 def test_training_times_are_log_uniform_in_sigma(sde_type: str) -> None:
-    """DSM's default training times have log σ(t) uniform over [log σ(ε), log σ(T)] on every SDE, inside [ε, T];
-    on VE that is the law of t uniform. Kolmogorov–Smirnov distance over 20 000 draws below 0.015 (its 99.9%
-    point is 1.95/sqrt(n) = 0.0138)."""
+    """DSM's default training times have log σ(t) uniform over [log max(σ(ε), σ_floor), log σ(T)] on every SDE,
+    inside [ε, T]; on VE that is the law of t uniform, and the floor (0.002) binds only on sub-VP (σ(ε) = 1.1e-4).
+    Kolmogorov–Smirnov distance over 20 000 draws below 0.015 (its 99.9% point is 1.95/sqrt(n) = 0.0138)."""
     problem = problem_from_spec(gauss1(sde_type))
-    sde, n = problem.sde, 20_000
-    t = training_times(problem, "log-sigma", n, torch.Generator().manual_seed(0), torch.float64)
+    sde, n, floor = problem.sde, 20_000, TrainConfig().sigma_floor
+    t = training_times(problem, "log-sigma", n, torch.Generator().manual_seed(0), torch.float64, floor)
     assert float(t.min()) >= problem.t_end and float(t.max()) <= problem.t_start
-    lo, hi = math.log(sde.sigma(problem.t_end)), math.log(sde.sigma(problem.t_start))
+    lo, hi = math.log(max(sde.sigma(problem.t_end), floor)), math.log(sde.sigma(problem.t_start))
+    assert (floor > sde.sigma(problem.t_end)) == (sde_type == "subvp")
+    assert float(sde.sigma(t).min()) >= 0.999 * math.exp(lo)
     u = ((sde.sigma(t).log() - lo) / (hi - lo)).sort().values
     ks = float((u - torch.arange(1, n + 1, dtype=torch.float64) / n).abs().max())
     assert ks < 0.015
