@@ -100,15 +100,16 @@ class TimeMLP(nn.Module):
             x = x / scale
         sd2 = self.sigma_data**2
         total = sigma * sigma + sd2
-        features = torch.cat([(x / total.sqrt()).float(), self._time_features(sigma.log())], dim=1)
+        features = torch.cat([(x / total.sqrt()).to(self.freqs.dtype), self._time_features(sigma.log())], dim=1)
         out = self.net(features).to(x.dtype)
         score = -x / total + self.sigma_data * out / (sigma * total.sqrt())
         return score if unit else score / scale
 
     def _time_features(self, log_sigma: Tensor) -> Tensor:
-        """The network's time input: log σ mapped to [−1, 1], and its Fourier features, as float32 columns."""
+        """The network's time input: log σ mapped to [−1, 1], and its Fourier features, as columns in the network's
+        precision (float32 unless the model was cast)."""
         lo, hi = self._log_sigma_range
-        c_noise = (2 * (log_sigma - lo) / (hi - lo) - 1).float().reshape(-1, 1)
+        c_noise = (2 * (log_sigma - lo) / (hi - lo) - 1).to(self.freqs.dtype).reshape(-1, 1)
         return torch.cat([c_noise, torch.sin(c_noise * self.freqs), torch.cos(c_noise * self.freqs)], dim=1)
 
     def _forward_shared_time(self, x: Tensor, t: float) -> Tensor:
@@ -124,9 +125,10 @@ class TimeMLP(nn.Module):
         first, *rest = self.net
         n_x = x.shape[1]
         time_part = torch.addmv(
-            first.bias, first.weight[:, n_x:], self._time_features(torch.tensor(math.log(sigma)))[0]
+            first.bias, first.weight[:, n_x:], self._time_features(torch.tensor(math.log(sigma), dtype=x.dtype))[0]
         )
-        hidden = torch.addmm(time_part, (x_hat * (1 / math.sqrt(total))).float(), first.weight[:, :n_x].t())
+        features = (x_hat * (1 / math.sqrt(total))).to(first.weight.dtype)
+        hidden = torch.addmm(time_part, features, first.weight[:, :n_x].t())
         for layer in rest:
             hidden = layer(hidden)
         score = x_hat * (-1 / total) + hidden.to(x.dtype) * (self.sigma_data / (sigma * math.sqrt(total)))
