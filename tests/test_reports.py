@@ -293,6 +293,18 @@ def test_summary_cheapest_exact_like_needs_every_larger_budget():
     assert _cheapest_exact_like([group(8, True), group(16, False)]) == "not within 16 NFE"
 
 
+def test_summary_with_too_few_seeds_is_undecided_not_a_no():
+    """Fewer than 3 seeds cannot decide "≈ exact": the summary says so instead of a false "not within"."""
+    from sdebench.reports.tables import Group, _cheapest_exact_like
+
+    def group(budget, seeds, flag):
+        runs = [{"status": "ok", "nfe_per_sample": float(budget), "wall_s": 0.1, "seed": s} for s in range(seeds)]
+        return Group("p", "exact", "em", "em", "sde", False, float(budget), 100, runs=runs, exact_like=flag)
+
+    assert _cheapest_exact_like([group(8, 2, None), group(16, 2, None)]) == "undecided (needs ≥ 3 seeds, has 2)"
+    assert _cheapest_exact_like([group(8, 3, False), group(16, 3, False)]) == "not within 16 NFE"
+
+
 def test_fit_slope_leaves_out_pre_asymptotic_errors() -> None:
     """Errors of 10⁷ at 4 NFE collapsing to 1e-2 would pass for a slope of −10; only errors below 1 are fitted."""
     nfe = [4.0, 8.0, 16.0, 32.0, 64.0]

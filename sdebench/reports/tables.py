@@ -354,7 +354,8 @@ def summary_cells(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     """The report's headline: per solver, the cheapest budget from which every larger budget is ≈ exact, per score.
 
     "From which every larger one is too" rather than "the first": with 3 seeds a lucky low budget can pass alone.
-    A cell reads e.g. "32 NFE (SW1 0.0071)", or "not within 128 NFE" (the largest budget tried), or "diverged".
+    A cell reads e.g. "32 NFE (SW1 0.0071)", or "not within 128 NFE" (the largest budget tried), or "diverged", or
+    "undecided (needs ≥ 3 seeds, has 2)" where too few seeds ran to tell.
     """
     scores = sorted({g.score for g in groups}, key=lambda s: (s != "exact", s))
     many_n = len({g.n for g in groups}) > 1
@@ -385,6 +386,9 @@ def _cheapest_exact_like(series_: list[Group]) -> str:
         cheapest = g
     if cheapest is None:
         largest = series_[-1]
+        if largest.all_ok and largest.exact_like is None and len(largest.ok_runs) < MIN_SEEDS_EXACT_LIKE:
+            # not a "no": with fewer seeds the test cannot tell (its interval is too wide to decide either way)
+            return f"undecided (needs ≥ {MIN_SEEDS_EXACT_LIKE} seeds, has {len(largest.ok_runs)})"
         tried = largest.budget_text if largest.adaptive else f"{largest.budget_text} NFE"
         return f"not within {tried}" + ("" if largest.all_ok else f" ({largest.status})")
     sw1 = cheapest.estimates.get("sw1")
