@@ -1,5 +1,7 @@
 """Sweep config: expansion, dedupe, keys, defaults and every error class with its field path."""
 
+import tomllib
+
 import pytest
 
 from sdebench.errors import UserError
@@ -107,3 +109,53 @@ def test_unreadable_and_malformed(tmp_path):
     bad.write_text("[[sweep]\n")
     with pytest.raises(UserError, match="malformed TOML"):
         load_sweep(bad)
+
+
+TRI2D = """
+name = "tri2d"
+[sde]
+type = "vp"
+[data]
+weights = [0.6, 0.3, 0.1]
+means = [[1.0, 2.0], [-1.5, 0.5], [0.5, -2.0]]
+covs = [0.04, 0.09, 0.01]
+"""
+
+
+def test_problem_given_as_a_toml_file_next_to_the_sweep(tmp_path):
+    """``problems = ["tri2d.toml"]`` reads the file beside the sweep file (not the working directory), inlines its
+    content, and gives the same runs as the same problem written inline."""
+    (tmp_path / "problems").mkdir()
+    (tmp_path / "problems" / "tri2d.toml").write_text(TRI2D)
+    sweep = '[[sweep]]\nproblems = ["problems/tri2d.toml"]\nsolvers = [{ name = "em" }]\nbudgets = [8]\n'
+    (tmp_path / "sweep.toml").write_text(sweep)
+    runs = load_sweep(tmp_path / "sweep.toml")
+    assert len(runs) == 1 and runs[0].problem["name"] == "tri2d" and runs[0].problem["sde"]["type"] == "vp"
+    inline = {
+        "sweep": [
+            {
+                "problems": [tomllib.loads(TRI2D)],
+                "solvers": [{"name": "em"}],
+                "budgets": [8],
+            }
+        ]
+    }
+    assert [r.key for r in expand_sweep(inline)] == [r.key for r in runs]
+
+
+@pytest.mark.parametrize(
+    ("text", "mention"),
+    [
+        (None, "no such problem file 'tri2d.toml'"),
+        ("name = 'x'\n[data\n", "malformed TOML"),
+        ("[data]\nweights = [1.0]\nmeans = [[0.0, 0.0]]\ncovs = [-1.0]\n", "covs"),
+    ],
+    ids=["missing", "malformed", "bad-cov"],
+)
+def test_bad_problem_file_names_its_field(tmp_path, text, mention):
+    if text is not None:
+        (tmp_path / "tri2d.toml").write_text(text)
+    (tmp_path / "sweep.toml").write_text('[[sweep]]\nproblems = ["tri2d.toml"]\nsolvers = [{ name = "em" }]\n')
+    with pytest.raises(UserError) as info:
+        load_sweep(tmp_path / "sweep.toml")
+    assert info.value.field.startswith("sweep[0].problems[0]") and mention in str(info.value)

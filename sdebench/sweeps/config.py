@@ -4,7 +4,7 @@ Each block is a Cartesian product; several blocks are a union (identical runs de
 0-based: ``sweep[0].solvers[1].snr``. Example::
 
     [[sweep]]
-    problems = ["ve-gmm2", { name = "mine", data = { weights = [1.0], means = [[0.0]], covs = [[[1.0]]] } }]
+    problems = ["ve-gmm2", "tri2d.toml", { name = "mine", data = { weights = [1.0], means = [[0.0]], covs = [1.0] } }]
     scores = ["exact", { name = "trained", steps = 2000, arch = "mlp", seed = 0 }]
     solvers = [{ name = "pc", snr = [0.08, 0.16] }, { name = "em" }]
     budgets = [50, 100]        # fixed-step solvers -> option nfe
@@ -13,6 +13,7 @@ Each block is a Cartesian product; several blocks are a union (identical runs de
     n = [10000]                # default [10000]
     metrics = ["energy"]       # default DEFAULT_METRICS
 
+A problem is a registered name, a problem TOML file (relative to the sweep file's folder) or an inline table.
 Rule: ``budgets`` apply only to fixed-step solvers and ``tolerances`` only to adaptive ones; the other list is
 ignored for that solver. A solver with no matching list runs once with its defaults (budget None).
 """
@@ -27,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sdebench.errors import UserError
+from sdebench.errors import UserError, check
 from sdebench.fingerprint import closure, combine
 from sdebench.io import read_toml
 from sdebench.metrics import DEFAULT_METRICS, METRICS
@@ -171,18 +172,30 @@ def _list(block: dict, key: str, where: str, errors: _Errors, default: list | No
     return value
 
 
-def _problems(items: list, where: str, errors: _Errors) -> list[dict]:
+def _problem_file(item: str, base: Path, field: str) -> dict:
+    """The spec in a problem TOML file named in a sweep, relative to the sweep file's folder unless absolute."""
+    path = Path(item) if Path(item).is_absolute() else base / item
+    check(path.is_file(), field, f"no such problem file {item!r} (looked for {str(path)!r})")
+    spec = read_toml(path, field)
+    check(isinstance(spec, dict), field, f"{str(path)!r} must hold a problem table")
+    spec.setdefault("name", path.stem)
+    return spec
+
+
+def _problems(items: list, where: str, errors: _Errors, base: Path) -> list[dict]:
     out = []
     for i, item in enumerate(items):
         field = f"{where}.problems[{i}]"
         try:
-            if isinstance(item, str):
+            if isinstance(item, str) and (item.endswith(".toml") or "/" in item):
+                spec = _problem_file(item, base, field)
+            elif isinstance(item, str):
                 spec = PROBLEMS.get(item, field)()
                 spec.setdefault("name", item)
             elif isinstance(item, dict):
                 spec = item
             else:
-                raise UserError(field, f"must be a problem name or table, got {item!r}")
+                raise UserError(field, f"must be a problem name, a problem TOML file or a table, got {item!r}")
             out.append(problem_from_spec(spec).spec)
         except UserError as exc:
             errors.add(exc.field if exc.field.startswith(field) else f"{field}.{exc.field}", exc.message)
@@ -305,8 +318,13 @@ def _numbers(items: list, field: str, errors: _Errors, integer: bool, least: flo
     return out
 
 
-def expand_sweep(config: dict[str, Any], source: str = "config", notes: list[str] | None = None) -> list[RunSpec]:
+def expand_sweep(
+    config: dict[str, Any], source: str = "config", notes: list[str] | None = None, base: Path | None = None
+) -> list[RunSpec]:
     """Validate a parsed sweep config as a whole and expand it into deduplicated runs (in first-seen order).
+
+    A problem given as a TOML file name (``"tri2d.toml"``) is read relative to ``base`` (the sweep file's folder;
+    the working directory if None) and inlined: runs carry its content, so workers never read the file.
 
     A solver that does not apply to a problem (its ``supports`` gives a reason) is left out of that problem's runs;
     the reason goes into ``notes``, once per solver and problem.
@@ -334,7 +352,7 @@ def expand_sweep(config: dict[str, Any], source: str = "config", notes: list[str
         for key in block:
             if key not in _BLOCK_KEYS:
                 errors.add(f"{where}.{key}", f"unknown key (valid: {', '.join(sorted(_BLOCK_KEYS))})")
-        problems = _problems(_list(block, "problems", where, errors, None), where, errors)
+        problems = _problems(_list(block, "problems", where, errors, None), where, errors, base or Path("."))
         scores = _scores(_list(block, "scores", where, errors, ["exact"]), where, errors)
         budgets = _numbers(_list(block, "budgets", where, errors, []), f"{where}.budgets", errors, True, 0, True)
         tols = _numbers(_list(block, "tolerances", where, errors, []), f"{where}.tolerances", errors, False, 0, True)
@@ -377,7 +395,7 @@ def load_sweep(path: str | Path, notes: list[str] | None = None) -> list[RunSpec
     """Read, validate and expand the sweep TOML file at ``path`` (see :func:`expand_sweep` for ``notes``)."""
     path = Path(path)
     config = read_toml(path)
-    return expand_sweep(config, str(path), notes)
+    return expand_sweep(config, str(path), notes, base=path.parent)
 
 
 #: Options that say how long a solver runs; a label leaves them out (the budget column shows them).
