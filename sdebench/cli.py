@@ -1,4 +1,6 @@
-"""The ``sdebench`` command line: list, train, sample.
+"""sdebench: a test bench for the SDE and ODE samplers of score-based diffusion models.
+
+The command line: list, train, sample, nll, converge, sweep, report.
 
 User mistakes end as one line ``error: <field>: <what>`` with exit code 2, before any work and with no file
 written. A solver that diverges ends with ``diverged: ...`` and exit code 1.
@@ -14,6 +16,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from sdebench import __version__
 from sdebench.analysis.likelihood import DIVERGENCES, NOISES, exact_nll, negative_log_likelihood, prior_gap
@@ -22,12 +25,29 @@ from sdebench.io import check_writable, write_atomic
 from sdebench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, data_reference, exact_reference, noise_floors
 from sdebench.problems import PROBLEMS, SDES, Problem, get_problem, load_problem
 from sdebench.scores import ARCHS, SCORES, TrainConfig, make_score
+from sdebench.scores.base import ProgressScore
 from sdebench.scores.training import LOSSES, T_SAMPLINGS, WEIGHTINGS, load_or_train
 from sdebench.solvers import GRIDS, SOLVERS, make_solver
+from sdebench.solvers.base import FixedStepSolver
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" where a default says something (not for flags, nor for "none given")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        silent = action.default is None or action.default is False or action.default == []
+        if silent or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action) or text
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line and exit code 2 (no usage dump)."""
+    """argparse, but a usage mistake is one line and exit code 2 (no usage dump), and help shows every default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"error: {message}\n")
@@ -80,6 +100,11 @@ def _build_score(args: argparse.Namespace, problem: Problem, train_config: Train
         checkpoint=getattr(args, "checkpoint", None),
         progress=not args.quiet,
     )
+
+
+def _progress(args: argparse.Namespace, total: int | None, desc: str) -> Any:
+    """A progress bar over score evaluations on stderr: off with --quiet, and when stderr is not a terminal."""
+    return tqdm(total=total, desc=desc, unit="NFE", disable=True if args.quiet else None, leave=False)
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -155,8 +180,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     metric_names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     for name in metric_names:
         METRICS.get(name, "metrics")
-    out = check_writable(args.out, "out")
-    check(out.suffix == ".npy", "out", f"must end in .npy, got {str(out)!r}")
+    out = check_writable(args.out, "out") if args.out is not None else None
+    if out is not None:
+        check(out.suffix == ".npy", "out", f"must end in .npy, got {str(out)!r}")
     plot = check_writable(args.plot, "plot") if args.plot else None
     if plot is not None:
         check(plot.suffix == ".png", "plot", f"must end in .png, got {str(plot)!r}")
@@ -166,8 +192,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     train_config = _score_config(args)
     score = _build_score(args, problem, train_config)
     generator = torch.Generator().manual_seed(args.seed)
+    planned = solver.nfe_for_steps(solver.options["steps"]) if isinstance(solver, FixedStepSolver) else None
     try:
-        result = solver.solve(problem, score, args.n, generator)
+        with _progress(args, planned, f"sample {args.solver}") as bar:
+            result = solver.solve(problem, ProgressScore(score, bar), args.n, generator)
     except DivergedError as exc:
         sys.stderr.write(f"diverged: {exc}\n")
         return 1
@@ -178,7 +206,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     data_ref = data_reference(problem)
     metrics_data = compute_metrics(metric_names, result.samples, data_ref)
     samples = result.samples.numpy()
-    write_atomic(out, lambda tmp: _save_npy(tmp, samples))
+    if out is not None:
+        write_atomic(out, lambda tmp: _save_npy(tmp, samples))
     if plot is not None:
         from sdebench.reports.plots import density_plot
 
@@ -203,7 +232,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         "reference_p_data": data_ref.label,
         "metrics": metrics,
         "floors": floors,
-        "out": str(out),
+        "out": str(out) if out else None,
         "plot": str(plot) if plot else None,
         "version": __version__,
     }
@@ -285,6 +314,7 @@ def cmd_nll(args: argparse.Namespace) -> int:
             rtol=args.rtol,
             atol=args.atol,
             generator=generator,
+            progress=not args.quiet,
         )
     except DivergedError as exc:
         sys.stderr.write(f"diverged: {exc}\n")
@@ -338,17 +368,18 @@ def cmd_converge(args: argparse.Namespace) -> int:
         args.score, problem, train_config=train_config, cache_dir=args.cache_dir, progress=not args.quiet
     )
     try:
-        study = convergence_study(
-            problem,
-            score,
-            args.solver,
-            steps,
-            n=args.n,
-            fine_steps=args.fine_steps,
-            seed=args.seed,
-            path=args.path,
-            options=options,
-        )
+        with _progress(args, None, f"converge {args.solver}") as bar:
+            study = convergence_study(
+                problem,
+                ProgressScore(score, bar),
+                args.solver,
+                steps,
+                n=args.n,
+                fine_steps=args.fine_steps,
+                seed=args.seed,
+                path=args.path,
+                options=options,
+            )
     except DivergedError as exc:
         sys.stderr.write(f"diverged: {exc}\n")
         return 1
@@ -479,7 +510,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         help="log-sigma training times start at max(sigma(eps), this) (default 0.002, EDM's sigma_min)",
     )
     p.add_argument("--train-seed", type=int, default=0, help="training seed")
-    p.add_argument("--cache-dir", type=Path, default=None, help="checkpoint cache (default $SDEBENCH_CACHE)")
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, help="checkpoint cache (None: $SDEBENCH_CACHE or ~/.cache/sdebench)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -489,16 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sdebench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("list", help="list problems, scores, solvers, metrics")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("list", help="list problems, SDEs, scores, solvers, metrics, grids and archs")
+    p.add_argument("--json", action="store_true", help="print the registries as JSON")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("train", help="train a score network by DSM (cached); prints the checkpoint path")
     _add_problem_args(p)
     _add_train_args(p)
-    p.add_argument("--steps", type=int, default=None, help="training steps")
-    p.add_argument("--seed", dest="train_seed", type=int, default=0, help="training seed")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the config's, 4000)")
+    p.add_argument("--json", action="store_true", help="print the checkpoint and its training info as JSON")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="sample with a solver and a score; print metrics")
@@ -507,14 +539,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", default="exact", help="exact or trained")
     p.add_argument("--checkpoint", type=Path, default=None, help="a trained checkpoint to use (must match)")
     p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
-    p.add_argument("--solver", default="em")
+    p.add_argument("--solver", default="em", help="a registered solver (see 'sdebench list')")
     p.add_argument("--steps", type=int, default=None, help="solver steps")
     p.add_argument("--nfe", type=int, default=None, help="NFE budget: the most steps that fit (fixed-step solvers)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a solver parameter")
     p.add_argument("--n", type=int, required=True, help="number of samples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metric names")
-    p.add_argument("--out", type=Path, required=True, help="samples.npy: float64, shape (n, d)")
+    p.add_argument("--out", type=Path, default=None, help="save the samples here (.npy, float64, shape (n, d))")
     p.add_argument("--plot", type=Path, default=None, help="density.png")
     p.add_argument(
         "--budget",
@@ -522,8 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="also print the error budget: discretisation, prior mismatch, score error and ε-truncation, each "
         "with its noise (runs the solver from exact p_T draws and from the prior, with the exact and the given score)",
     )
-    p.add_argument("--budget-seeds", type=int, default=3, help="seeds per rung of the error budget (default 3)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--budget-seeds", type=int, default=3, help="seeds per rung of the error budget")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("nll", help="negative log-likelihood through the probability-flow ODE, against the exact one")
@@ -539,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probes", type=int, default=1, help="Hutchinson probes per point")
     p.add_argument("--rtol", type=float, default=1e-6, help="solve_ivp relative tolerance")
     p.add_argument("--atol", type=float, default=1e-6, help="solve_ivp absolute tolerance")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_nll)
 
     p = sub.add_parser("converge", help="strong and weak errors against step count; fitted orders and a plot")
@@ -547,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p)
     p.add_argument("--score", default="exact", help="exact or trained")
     p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
-    p.add_argument("--solver", default="em")
+    p.add_argument("--solver", default="em", help="a registered solver (see 'sdebench list')")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a solver parameter")
     p.add_argument("--steps", default="16,32,64,128", help="comma-separated step counts")
     p.add_argument("--fine-steps", type=int, default=None, help="reference step count (default 8 × the largest)")
@@ -558,28 +590,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="Brownian path: partition (any grid, held in memory), interval (any grid, slower) or nested "
         "(uniform-t only; O(n·d) memory, for 10⁵ paths and weak errors)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the Brownian paths and the start")
     p.add_argument("--plot", type=Path, default=None, help="convergence.png")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_converge)
 
     p = sub.add_parser("sweep", help="run a sweep config (TOML); results go into a SQLite store, resumable")
     p.add_argument("config", type=Path, help="sweep TOML file ([[sweep]] blocks; see README)")
-    p.add_argument("--store", type=Path, default=Path("runs.db"), help="SQLite store (default runs.db)")
+    p.add_argument("--store", type=Path, default=Path("runs.db"), help="SQLite store")
     p.add_argument("--dry-run", action="store_true", help="print the expanded runs and what is done; run nothing")
     p.add_argument("--retry-failed", action="store_true", help="rerun runs stored as failed or diverged")
     p.add_argument("--workers", type=int, default=1, help="worker processes (more than 1: a local process pool)")
     p.add_argument("--executor", default=None, help="serial, pool or dask (default: serial, or pool with --workers)")
     p.add_argument("--scheduler", default=None, help="an existing Dask scheduler, tcp://HOST:PORT")
     p.add_argument("--keep-samples", action="store_true", help="save each run's samples as <store>.samples/KEY.npy")
-    p.add_argument("--cache-dir", type=Path, default=None, help="checkpoint cache (default $SDEBENCH_CACHE)")
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, help="checkpoint cache (None: $SDEBENCH_CACHE or ~/.cache/sdebench)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars (for logs): one summary line")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="tables and plots from a sweep store: Markdown, CSV, one HTML page")
     p.add_argument("--store", type=Path, default=Path("runs.db"), help="SQLite store written by 'sdebench sweep'")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
-    p.add_argument("--budget", type=float, default=None, help="budget shown in the density grid (default: mid)")
+    p.add_argument("--budget", type=float, default=None, help="budget shown in the density grid (None: a middle one)")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -49,6 +51,34 @@ def test_sample_json_and_outputs(tmp_path, capsys) -> None:
     assert samples.shape == (500, 2) and samples.dtype == np.float64
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "s.npy"]
+
+
+def test_sample_without_out_prints_metrics_and_writes_nothing(tmp_path, capsys, monkeypatch) -> None:
+    """Only the metrics wanted: ``sample`` without ``--out`` prints them and writes no file."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["sample", "--problem", "ve-gmm2", "--steps", "20", "--n", "200", "--json", "--metrics", "mode_balance"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["out"] is None and "mode_max_dev_se" in summary["metrics"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_shows_defaults_and_one_training_seed_flag(capsys) -> None:
+    """``--help`` of each command shows the defaults, gives every option a help text, and ``train`` has one
+    training-seed flag (``--train-seed``, as on every command that trains)."""
+    from sdebench.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name, sub in commands.items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings}: no help text"
+    train_flags = {flag for action in commands["train"]._actions for flag in action.option_strings}
+    assert "--train-seed" in train_flags and "--seed" not in train_flags
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # help wraps lines
+    assert "(default: em)" in text and "(default: 0)" in text and "(default: None)" not in text
 
 
 def test_sample_is_reproducible_and_takes_params(tmp_path, capsys) -> None:
@@ -101,3 +131,35 @@ def test_bad_solver_parameters_on_the_command_line(solver: str, param: str, fiel
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {field}:"), err
     assert list(tmp_path.iterdir()) == []
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as an interactive shell's is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["sample", "--problem", "ve-gmm2", "--steps", "40", "--n", "100", "--metrics", "mode_balance"], "/40 "),
+        (["nll", "--problem", "ve-gmm2", "--n", "20", "--rtol", "1e-3", "--atol", "1e-3"], "/100 "),
+        (["converge", "--problem", "ve-gauss1", "--steps", "4,8", "--n", "20", "--fine-steps", "16"], "NFE"),
+    ],
+    ids=["sample", "nll", "converge"],
+)
+def test_progress_bar_on_a_terminal_only(argv, shown, monkeypatch, capsys) -> None:
+    """On a terminal, sample / nll / converge show a progress bar on stderr (sample's total is the planned NFE,
+    nll's the share of [ε, T] covered); --quiet, or a stderr that is not a terminal, shows none."""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(argv) == 0
+    assert shown in terminal.getvalue()
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert main([*argv, "--quiet"]) == 0
+    assert quiet.getvalue() == ""
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""  # pytest's captured stderr is not a terminal

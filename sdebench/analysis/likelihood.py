@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.integrate import solve_ivp
+from tqdm import tqdm
 
 from sdebench.errors import DivergedError, UserError, check
 from sdebench.problems import Problem
@@ -115,13 +116,15 @@ def negative_log_likelihood(
     atol: float = 1e-6,
     method: str = "RK45",
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> LikelihoodResult:
     """NLL (nats) of the points ``x`` (n, d) under the model's p_ε, by the probability-flow ODE from t_end to T.
 
     ``score(x, t)`` must be differentiable in x by autograd. A score with a ``model`` attribute (a
     :class:`torch.nn.Module`, as :class:`~sdebench.scores.training.TrainedScore` has) is evaluated through that model
     directly, because its own ``__call__`` runs under ``torch.no_grad``. ``generator`` draws the Hutchinson probes
-    (unused for the exact divergence). Raises :class:`UserError` for bad input before any work, and
+    (unused for the exact divergence). ``progress`` shows a bar (stderr, only on a terminal) of how much of
+    [t_end, T] the adaptive integration has covered. Raises :class:`UserError` for bad input before any work, and
     :class:`DivergedError` when the integration produces NaN/inf or scipy gives up.
     """
     x = _check_points(problem, x)
@@ -141,9 +144,15 @@ def negative_log_likelihood(
     flow = problem.sde.probability_flow(counting)
     probes = _draw_probes(divergence, noise, n_probes, n, d, generator)
     backward = 0
+    t_start, t_stop = float(problem.t_end), float(problem.t_start)
+    # a bar in % of the time interval: an adaptive solver's NFE is not known in advance, its progress in t is
+    bar = tqdm(total=100, desc="nll", unit="%", disable=None if progress else True, leave=False)
 
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
         nonlocal backward
+        covered = int(100 * (t - t_start) / (t_stop - t_start))
+        if covered > bar.n:
+            bar.update(covered - bar.n)
         # from_numpy shares scipy's buffer; a fresh leaf per call so each graph is freed after its backward passes.
         xt = torch.from_numpy(y[: n * d]).view(n, d).detach().requires_grad_(True)
         with torch.enable_grad():
@@ -160,13 +169,14 @@ def negative_log_likelihood(
             raise _NonFinite(f"the drift or its divergence is not finite at t = {t:.6g}")
         return out
 
-    t_start = float(problem.t_end)
     y0 = np.concatenate([x.numpy().ravel(), np.zeros(n)])
     start = time.perf_counter()
     try:
-        sol = solve_ivp(rhs, (t_start, problem.t_start), y0, method=method, rtol=rtol, atol=atol)
+        sol = solve_ivp(rhs, (t_start, t_stop), y0, method=method, rtol=rtol, atol=atol)
     except _NonFinite as exc:
         raise DivergedError(str(exc)) from None
+    finally:
+        bar.close()
     wall = time.perf_counter() - start
     if sol.status != 0:
         raise DivergedError(f"solve_ivp ({method}) failed: {sol.message}")

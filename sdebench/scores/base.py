@@ -40,3 +40,24 @@ class CountingScore:
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)
+
+
+class ProgressScore:
+    """Wraps a score and advances a progress bar (a ``tqdm``) by one per evaluation; otherwise the score itself.
+
+    Progress without touching a solver: every solver calls its score, so score evaluations (NFE) measure how far a
+    run has got; a fixed-step solver's planned NFE is the bar's total.
+    """
+
+    def __init__(self, score: Score, bar: Any) -> None:
+        self.inner = score
+        self.name = getattr(score, "name", "score")
+        self.bar = bar
+
+    def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
+        out = self.inner(x, t)
+        self.bar.update()
+        return out
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
