@@ -12,23 +12,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import numpy as np
-import torch
-from tqdm import tqdm
-
+# Only light modules at import time: `sdebench --help` must not wait for torch and scipy. Each command imports
+# what it needs when it runs.
 from sdebench import __version__
-from sdebench.analysis.likelihood import DIVERGENCES, NOISES, exact_nll, negative_log_likelihood, prior_gap
+from sdebench.choices import DEFAULT_METRICS, DEFAULT_SIGMA_FLOOR, DIVERGENCES, LOSSES, NOISES, T_SAMPLINGS, WEIGHTINGS
 from sdebench.errors import DivergedError, UserError, check
 from sdebench.io import check_writable, write_atomic
-from sdebench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, data_reference, exact_reference, noise_floors
-from sdebench.problems import PROBLEMS, SDES, Problem, get_problem, load_problem
-from sdebench.scores import ARCHS, SCORES, TrainConfig, make_score
-from sdebench.scores.base import ProgressScore
-from sdebench.scores.training import LOSSES, T_SAMPLINGS, WEIGHTINGS, load_or_train
-from sdebench.solvers import GRIDS, SOLVERS, make_solver
-from sdebench.solvers.base import FixedStepSolver
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sdebench.problems import Problem
+    from sdebench.scores import TrainConfig
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -59,6 +56,8 @@ def _doc(obj: Any) -> str:
 
 
 def _problem(args: argparse.Namespace) -> Problem:
+    from sdebench.problems import get_problem, load_problem
+
     check(
         (args.problem is None) != (args.config is None), "problem", "give exactly one of --problem NAME, --config FILE"
     )
@@ -68,6 +67,8 @@ def _problem(args: argparse.Namespace) -> Problem:
 
 
 def _train_config(args: argparse.Namespace, steps: int | None) -> TrainConfig:
+    from sdebench.scores import TrainConfig
+
     config = TrainConfig(
         arch=args.arch,
         seed=args.train_seed,
@@ -84,6 +85,8 @@ def _train_config(args: argparse.Namespace, steps: int | None) -> TrainConfig:
 
 def _score_config(args: argparse.Namespace) -> TrainConfig | None:
     """Validate --score (and --checkpoint); the training config when the score is trained. No work is done."""
+    from sdebench.scores import SCORES
+
     SCORES.get(args.score, "score")
     checkpoint = getattr(args, "checkpoint", None)
     check(checkpoint is None or args.score == "trained", "checkpoint", "applies only with --score trained")
@@ -92,6 +95,8 @@ def _score_config(args: argparse.Namespace) -> TrainConfig | None:
 
 def _build_score(args: argparse.Namespace, problem: Problem, train_config: TrainConfig | None) -> Any:
     """The score the arguments ask for (training, or loading the cached checkpoint, when it is trained)."""
+    from sdebench.scores import make_score
+
     return make_score(
         args.score,
         problem,
@@ -104,6 +109,8 @@ def _build_score(args: argparse.Namespace, problem: Problem, train_config: Train
 
 def _progress(args: argparse.Namespace, total: int | None, desc: str) -> Any:
     """A progress bar over score evaluations on stderr: off with --quiet, and when stderr is not a terminal."""
+    from tqdm import tqdm
+
     return tqdm(total=total, desc=desc, unit="NFE", disable=True if args.quiet else None, leave=False)
 
 
@@ -117,6 +124,8 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
+    import numpy as np
+
     with path.open("wb") as handle:  # a handle, so numpy does not append ".npy" to the temporary name
         np.save(handle, array)
 
@@ -124,6 +133,12 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 # -- commands --------------------------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     """Print what is registered: problems, scores, solvers (with parameters and orders), metrics, grids, archs."""
+
+    from sdebench.metrics import METRICS
+    from sdebench.problems import PROBLEMS, SDES
+    from sdebench.scores import ARCHS, SCORES
+    from sdebench.solvers import GRIDS, SOLVERS
+
     listing = {
         "problems": {name: _doc(fn) for name, fn in PROBLEMS.items()},
         "sdes": {name: {"doc": _doc(cls), "params": dict(cls.params)} for name, cls in SDES.items()},
@@ -154,6 +169,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or find in the cache) the score network for a problem; print the checkpoint path."""
+    from sdebench.scores.training import load_or_train
+
     problem = _problem(args)
     config = _train_config(args, args.steps)
     score = load_or_train(problem, config, cache_dir=args.cache_dir, progress=not args.quiet)
@@ -166,6 +183,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """Sample a problem with a score and a solver; print metrics; save samples (and a density plot)."""
+    import torch
+
+    from sdebench.metrics import METRICS, compute_metrics, data_reference, exact_reference, noise_floors
+    from sdebench.scores.base import ProgressScore
+    from sdebench.solvers import make_solver
+    from sdebench.solvers.base import FixedStepSolver
+
     # Validate everything before any work.
     problem = _problem(args)
     check(args.n > 0, "n", f"must be > 0, got {args.n}")
@@ -289,6 +313,10 @@ def _print_budget(budget: dict[str, Any], seeds: int) -> None:
 
 def cmd_nll(args: argparse.Namespace) -> int:
     """NLL of exact draws from p_ε through the probability-flow ODE, next to the exact −log p_ε at the same points."""
+    import torch
+
+    from sdebench.analysis.likelihood import exact_nll, negative_log_likelihood, prior_gap
+
     problem = _problem(args)
     check(args.n >= 2, "n", f"must be ≥ 2 (the standard error needs two points), got {args.n}")
     check(
@@ -349,6 +377,9 @@ def cmd_nll(args: argparse.Namespace) -> int:
 def cmd_converge(args: argparse.Namespace) -> int:
     """Strong and weak errors of a solver against a fine run of itself on the same Brownian path; fitted orders."""
     from sdebench.analysis.convergence import convergence_study
+    from sdebench.scores import make_score
+    from sdebench.scores.base import ProgressScore
+    from sdebench.solvers import make_solver
 
     problem = _problem(args)
     try:
@@ -506,7 +537,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sigma-floor",
         type=float,
-        default=TrainConfig.sigma_floor,
+        default=DEFAULT_SIGMA_FLOOR,
         help="log-sigma training times start at max(sigma(eps), this) (default 0.002, EDM's sigma_min)",
     )
     p.add_argument("--train-seed", type=int, default=0, help="training seed")

@@ -163,3 +163,21 @@ def test_progress_bar_on_a_terminal_only(argv, shown, monkeypatch, capsys) -> No
     monkeypatch.undo()
     assert main(argv) == 0
     assert capsys.readouterr().err == ""  # pytest's captured stderr is not a terminal
+
+
+@pytest.mark.parametrize(("argv", "allowed"), [(["--help"], set()), (["list"], {"torch"})])
+def test_help_and_list_import_only_what_they_need(argv, allowed) -> None:
+    """Start-up cost is imports: ``--help`` loads neither torch nor scipy, ``list`` (which must import every
+    registered module) torch but not scipy.stats, scipy.integrate or POT (those load when a run needs them)."""
+    import subprocess
+
+    heavy = ("torch", "scipy.stats", "scipy.integrate", "ot")
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['sdebench', *{argv!r}]\n"
+        "try:\n    runpy.run_module('sdebench.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        f"print('IMPORTED', *[m for m in {heavy!r} if m in sys.modules], file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    imported = set(done.stderr.strip().splitlines()[-1].split()[1:])
+    assert imported == allowed

@@ -37,14 +37,13 @@ import torch
 from scipy.integrate import solve_ivp
 from tqdm import tqdm
 
+from sdebench.choices import DIVERGENCES, NOISES
 from sdebench.errors import DivergedError, UserError, check
 from sdebench.problems import Problem
 from sdebench.scores.base import CountingScore
 
 Tensor = torch.Tensor
 
-DIVERGENCES = ("exact", "hutchinson")
-NOISES = ("rademacher", "gaussian")
 #: Explicit methods only: the implicit ones would build a finite-difference Jacobian of the n·(d+1) system.
 METHODS = ("RK45", "RK23", "DOP853")
 

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from sdebench import __version__
+from sdebench.choices import DEFAULT_SIGMA_FLOOR, LOSSES, T_SAMPLINGS, WEIGHTINGS
 from sdebench.errors import UserError, check
 from sdebench.fingerprint import closure, combine
 from sdebench.problems import Problem
@@ -24,10 +25,6 @@ from sdebench.scores.networks import ARCHS
 
 Tensor = torch.Tensor
 CHECKPOINT_FORMAT = "sdebench-checkpoint-1"
-WEIGHTINGS = ("sigma2", "g2")
-#: How DSM draws its training times: log σ uniform over [σ(ε), σ(T)] (default), or t uniform over [ε, T].
-T_SAMPLINGS = ("log-sigma", "uniform-t")
-LOSSES = ("squared", "norm")
 
 
 @dataclass
@@ -57,7 +54,7 @@ class TrainConfig:
     weighting: str = "sigma2"
     loss: str = "squared"
     t_sampling: str = "log-sigma"
-    sigma_floor: float = 0.002
+    sigma_floor: float = DEFAULT_SIGMA_FLOOR
 
     def validate(self) -> None:
         """Raise :class:`UserError` for an invalid field."""

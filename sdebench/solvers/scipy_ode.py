@@ -32,7 +32,6 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse
 import torch
-from scipy.integrate import solve_ivp
 
 from sdebench.errors import DivergedError
 from sdebench.problems import Problem
@@ -230,6 +229,8 @@ class ScipyODE(Solver):
         drift = _Drift(problem, score, n, opts["max_nfe"], cache)
         y0 = self.initial_state(problem, n, generator).reshape(-1).numpy()
         try:
+            from scipy.integrate import solve_ivp  # 0.4 s of import, paid by the runs that integrate
+
             sol = solve_ivp(
                 drift,
                 (problem.t_start, problem.t_end),
