@@ -337,3 +337,20 @@ n = [500]
         assert Path(serial[key]).name == Path(pooled[key]).name and serial[key] != pooled[key]
         digests = [torch.load(p, weights_only=True)["weights_sha256"] for p in (serial[key], pooled[key])]
         assert digests[0] == digests[1]
+
+
+def _thread_counts() -> tuple[set[int], int]:
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}, torch.get_num_threads()
+
+
+def test_serial_executor_runs_on_one_thread_like_the_workers():
+    """Serial runs see the workers' thread counts (one BLAS thread, one torch thread), so every executor rounds
+    alike: with numpy's BLAS on 2 threads scipy-rk45 took other steps (7e-15 apart) than in a worker."""
+    from sdebench.sweeps.executors import make_executor
+
+    before = _thread_counts()
+    inside = make_executor("serial", 1).submit(_thread_counts).result()
+    assert inside == ({1}, 1)
+    assert _thread_counts() == before
