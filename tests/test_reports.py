@@ -453,3 +453,29 @@ def test_real_sweep_on_two_sdes_gives_budget_and_side_by_side(tmp_path: Path) ->
     assert sorted(labels) == ["dpmpp-2m", "em"]  # start = exact runs belong to the budget, not to this table
     index = (tmp_path / "out" / "index.html").read_text()
     assert index.index('id="comparison"') < index.index('id="ve-asym3"')
+
+
+def test_plot_styles_are_one_per_solver_across_panels_and_axes_are_shared():
+    """SDE, ODE and adaptive solvers never share a colour (25 labels, as on ve-gmm2's report), a solver keeps its
+    colour in a figure of fewer families, and the panels share the NFE axis (all) and the metric axis (per row)."""
+    import matplotlib.pyplot as plt
+
+    from sdebench.reports.plots import _family_grid, _styles
+    from sdebench.reports.tables import Group
+
+    def group(label, kind, adaptive, score="exact"):
+        return Group("p", score, label, label, kind, adaptive, 1e-3 if adaptive else 16.0, 100)
+
+    groups = [group(f"sde{i}", "sde", False) for i in range(12)]
+    groups += [group(f"ode{i}", "ode", False) for i in range(5)]
+    groups += [group(f"ada{i}", "ode", True) for i in range(8)]
+    styles = _styles(groups)
+    assert len({tuple(s["color"]) for s in styles.values()}) == len(groups) == 25
+    fixed_only = _styles([g for g in groups if not g.adaptive])
+    assert all(fixed_only[label] == styles[label] for label in fixed_only)
+    fig, axes, scores, families, _ = _family_grid([*groups, group("sde0", "sde", False, score="trained")])
+    assert len(scores) == 2 and len(families) == 3
+    corner, far = axes[0][0], axes[1][2]
+    assert corner.get_shared_x_axes().joined(corner, far)
+    assert corner.get_shared_y_axes().joined(corner, axes[0][2]) and not corner.get_shared_y_axes().joined(corner, far)
+    plt.close(fig)

@@ -113,16 +113,34 @@ def figure_png(fig: matplotlib.figure.Figure, dpi: int = 110) -> bytes:
 
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+#: 40 colours, the most distinct first: tab20's ten dark shades (tab10's hues), then its ten light ones, then tab20b.
+_PALETTE = (
+    [plt.get_cmap("tab20")(i) for i in range(0, 20, 2)]
+    + [plt.get_cmap("tab20")(i) for i in range(1, 20, 2)]
+    + [plt.get_cmap("tab20b")(i) for i in range(20)]
+)
 
 
-def _styles(labels: list[str]) -> dict[str, dict]:
-    # Distinct colour and marker per solver label within one family, the same in every panel of a figure.
-    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
-    return {label: {"color": cmap(i % cmap.N), "marker": _MARKERS[i % len(_MARKERS)]} for i, label in enumerate(labels)}
+def _styles(groups: list) -> dict[str, dict]:
+    """One colour and marker per solver label, the same in every panel and every figure of a report.
+
+    Labels are numbered across all families (SDE, ODE, adaptive) in one order, so em and ddim never share a
+    colour, and a figure showing fewer families (the convergence plot) keeps each solver's colour.
+    """
+    from sdebench.reports.tables import FAMILIES
+
+    labels = [label for _, label in sorted({(FAMILIES.index(g.family), g.label) for g in groups})]
+    return {
+        label: {"color": _PALETTE[i % len(_PALETTE)], "marker": _MARKERS[i % len(_MARKERS)]}
+        for i, label in enumerate(labels)
+    }
 
 
 def _family_grid(groups: list, width: float = 5.2, height: float = 3.9):
-    """Figure with one row per score and one column per solver family present, and the styles per family."""
+    """Figure with one row per score and one column per solver family present, and one style per solver label.
+
+    Every panel shares the NFE axis, and the panels of a row share the metric axis, so an SDE solver and an ODE
+    solver at the same height and position did equally well at the same cost."""
     from sdebench.reports.tables import FAMILIES
 
     scores = list(dict.fromkeys(g.score for g in groups))
@@ -132,10 +150,27 @@ def _family_grid(groups: list, width: float = 5.2, height: float = 3.9):
         len(families),
         figsize=(width * len(families), height * len(scores) + 1.6),
         squeeze=False,
+        sharex=True,
+        sharey="row",
         constrained_layout=True,
     )
-    styles = {f: _styles(list(dict.fromkeys(g.label for g in groups if g.family == f))) for f in families}
-    return fig, axes, scores, families, styles
+    return fig, axes, scores, families, _styles(groups)
+
+
+def _budget_ticks(axes, groups: list) -> None:
+    """x ticks at the fixed-step budgets that ran (4, 8, …, 128), labelled plainly, on every (shared) NFE axis."""
+    budgets = sorted({g.budget for g in groups if not g.adaptive and g.budget})
+    if not budgets:
+        return
+    rows = np.atleast_2d(axes)
+    for i, row in enumerate(rows):
+        for ax in row:
+            if ax.get_xscale() == "log":
+                ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(budgets))
+                ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            # the NFE axis is shared: its label and tick labels only under the bottom row
+            ax.set_xlabel("NFE per sample (ticks: the budgets run)" if i == len(rows) - 1 else "")
 
 
 def _floor_band(ax, floor, label: str | None) -> None:
@@ -218,7 +253,7 @@ def work_precision_png(groups: list, metric: str = "sw1") -> bytes:
                     lw=1.3,
                     ms=4.5,
                     elinewidth=0.8,
-                    **styles[family][label],
+                    **styles[label],
                 )
                 for part in bars[2]:  # lighter bars: with many solvers the CIs overlap
                     part.set_alpha(0.45)
@@ -227,6 +262,7 @@ def work_precision_png(groups: list, metric: str = "sw1") -> bytes:
             _log_log_panel(ax, f"{score} score · {family}")
             if j == 0:
                 ax.set_ylabel(f"{METRIC_TITLES.get(metric, metric)} (mean ± 95% CI)")
+    _budget_ticks(axes, groups)
     for j in range(len(families)):
         # one legend per family column, under its bottom panel: the same solvers are in every row
         source = next((axes[i][j] for i in range(len(scores)) if axes[i][j].get_legend_handles_labels()[0]), None)
@@ -273,7 +309,7 @@ def convergence_png(groups: list) -> bytes:
                 pairs = [error_above_floor(metric, g.estimates[metric], g.floors.get(metric)) for g in rows]
                 x = np.array([g.nfe for g in rows])
                 err = np.array([p[0] for p in pairs])
-                style = styles[family][label]
+                style = styles[label]
                 order = rows[0].weak_order
                 declared = f", declared {order:g}" if order is not None else ""
                 text = f"slope {fit.slope:.2f}".replace("-", "−") if fit.slope is not None else "not fitted"
@@ -313,6 +349,7 @@ def convergence_png(groups: list) -> bytes:
                 )
                 ax.set_ylabel(what)
             _legend_below(fig, ax, ax, ncol=1)
+    _budget_ticks(axes, fixed)
     why = (
         "error = |mean log p_ε(x) − E_p_ε[log p_ε]|, a weak error with exact value 0 (noise does not bias it up)"
         if metric == "log_density_gap"
@@ -327,10 +364,16 @@ def convergence_png(groups: list) -> bytes:
 
 
 def density_grid_png(
-    panels: list[tuple[str, np.ndarray | str]], title: str, lim: float, ncols: int = 6, bins: int = 150
+    panels: list[tuple[str, np.ndarray | str]],
+    title: str,
+    lim: float,
+    ncols: int = 6,
+    bins: int = 150,
+    dim: int = 2,
 ) -> bytes:
     """A grid of 2-D histograms on shared axes and one shared logarithmic colour scale; a panel whose value is a
-    string (e.g. "diverged") shows that text instead. Samples outside ±``lim`` are counted in the panel title."""
+    string (e.g. "diverged") shows that text instead. Samples outside ±``lim`` are counted in the panel title.
+    The axes are the samples' first two coordinates (x₁, x₂); ``dim`` = 1 puts every sample at x₂ = 0."""
     edges = np.linspace(-lim, lim, bins + 1)
     counts = {}
     for name, a in panels:
@@ -374,5 +417,7 @@ def density_grid_png(
             ax.xaxis.set_tick_params(labelbottom=True)
     if mesh is not None:
         fig.colorbar(mesh, ax=axes, shrink=min(0.6, 2.5 / nrows), label="count per bin", pad=0.01)
+    fig.supxlabel("x₁ (normalised coordinates)", fontsize=9)
+    fig.supylabel("x₂" if dim > 1 else "(1-D data: x₂ = 0)", fontsize=9)
     fig.suptitle(title, fontsize=10)
     return figure_png(fig)

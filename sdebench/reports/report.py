@@ -300,4 +300,7 @@ def _density(store: Store, groups: list[Group], problem, density_budget: float |
     if tolerances:
         what.append("adaptive at the middle of their tolerances")
     title = f"{groups[0].problem}: samples of the smallest seed — {', '.join(what) or 'default budgets'}"
-    return density_grid_png(panels, title, lim)
+    if problem.dim > 2:
+        # the stored preview keeps the first two coordinates: say so, the picture is a projection
+        title += f"\nprojection onto (x₁, x₂) of the {problem.dim}-D samples"
+    return density_grid_png(panels, title, lim, dim=problem.dim)
