@@ -289,7 +289,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
             print(f"{key:<24}{value:>12.5g}{floors[key]:>12.5g}{metrics_data.get(key, float('nan')):>12.5g}")
         if budget is not None:
             _print_budget(budget, len(seeds))
-        print(f"samples: {out}" + (f"\nplot: {plot}" if plot else ""))
+        print(f"samples: {out}" if out else "samples: not kept (give --out FILE.npy to keep them)")
+        if plot:
+            print(f"plot: {plot}")
     return 0
 
 
@@ -448,7 +450,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from sdebench.sweeps.sweep import prepare_scores, run_sweep, samples_dir
 
     notes: list[str] = []
-    runs = load_sweep(args.config, notes)
+    runs = load_sweep(args.config, notes, plugins=args.plugins)
     executor_name = args.executor or ("pool" if args.workers > 1 else "serial")
     check_executor(executor_name, args.workers, args.scheduler)
     check_writable(args.store, "store")
@@ -646,6 +648,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--budget", type=float, default=None, help="budget shown in the density grid (None: a middle one)")
     p.set_defaults(func=cmd_report)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="FILE.py|MODULE",
+            help="load a plugin (a solver, metric, score or problem) first; repeatable",
+        )
     return parser
 
 
@@ -653,6 +663,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sdebench`` console script."""
     args = build_parser().parse_args(argv)
     try:
+        from sdebench.plugins import load_entry_points, load_plugins
+
+        load_entry_points()
+        args.plugins = load_plugins(args.plugin)
         return args.func(args)
     except UserError as exc:
         sys.stderr.write("".join(f"error: {line}\n" for line in exc.lines()))

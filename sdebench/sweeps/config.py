@@ -32,6 +32,7 @@ from sdebench.errors import UserError, check
 from sdebench.fingerprint import closure, combine
 from sdebench.io import read_toml
 from sdebench.metrics import DEFAULT_METRICS, METRICS
+from sdebench.plugins import load_plugins
 from sdebench.problems.problem import PROBLEMS, problem_from_spec
 from sdebench.scores import SCORES, TrainConfig
 from sdebench.solvers import SOLVERS
@@ -70,6 +71,8 @@ class RunSpec:
     code: dict[str, str | None] = field(hash=False)
     key: str
     info: dict[str, Any] = field(hash=False, compare=False)
+    #: Plugin files (absolute paths) and modules the run needs; every worker loads them before running it.
+    plugins: tuple[str, ...] = field(default=(), hash=False, compare=False)
 
     def resolved(self) -> dict[str, Any]:
         """The resolved config as plain data (what ``config_key`` hashes)."""
@@ -319,12 +322,20 @@ def _numbers(items: list, field: str, errors: _Errors, integer: bool, least: flo
 
 
 def expand_sweep(
-    config: dict[str, Any], source: str = "config", notes: list[str] | None = None, base: Path | None = None
+    config: dict[str, Any],
+    source: str = "config",
+    notes: list[str] | None = None,
+    base: Path | None = None,
+    plugins: tuple[str, ...] = (),
 ) -> list[RunSpec]:
     """Validate a parsed sweep config as a whole and expand it into deduplicated runs (in first-seen order).
 
     A problem given as a TOML file name (``"tri2d.toml"``) is read relative to ``base`` (the sweep file's folder;
     the working directory if None) and inlined: runs carry its content, so workers never read the file.
+
+    ``plugins = [...]`` at the top of the file (files relative to ``base``) and the already resolved ``plugins``
+    given here (the command line's) are loaded before anything is validated, so their names are known; every run
+    carries them (see :mod:`sdebench.plugins`).
 
     A solver that does not apply to a problem (its ``supports`` gives a reason) is left out of that problem's runs;
     the reason goes into ``notes``, once per solver and problem.
@@ -333,8 +344,12 @@ def expand_sweep(
     if not isinstance(config, dict):
         raise UserError(source, "must be a table")
     for key in config:
-        if key != "sweep":
-            errors.add(key, "unknown key (valid: sweep)")
+        if key not in ("sweep", "plugins"):
+            errors.add(key, "unknown key (valid: plugins, sweep)")
+    listed = config.get("plugins", [])
+    if not isinstance(listed, list):
+        raise UserError("plugins", f"must be a list of plugin files or modules, got {listed!r}")
+    plugins = tuple(dict.fromkeys([*plugins, *load_plugins(listed, base, field="plugins")]))
     blocks = config.get("sweep")
     if isinstance(blocks, dict):
         errors.add("sweep", "must be an array of tables: write [[sweep]], not [sweep]")
@@ -385,17 +400,30 @@ def expand_sweep(
             if key not in runs:
                 described = {**info, "score_label": score_label(score)}
                 runs[key] = RunSpec(
-                    problem, score, solver, options, budget, seed, n, tuple(metrics), config_key, code, key, described
+                    problem,
+                    score,
+                    solver,
+                    options,
+                    budget,
+                    seed,
+                    n,
+                    tuple(metrics),
+                    config_key,
+                    code,
+                    key,
+                    described,
+                    plugins,
                 )
     errors.raise_if_any()
     return list(runs.values())
 
 
-def load_sweep(path: str | Path, notes: list[str] | None = None) -> list[RunSpec]:
-    """Read, validate and expand the sweep TOML file at ``path`` (see :func:`expand_sweep` for ``notes``)."""
+def load_sweep(path: str | Path, notes: list[str] | None = None, plugins: tuple[str, ...] = ()) -> list[RunSpec]:
+    """Read, validate and expand the sweep TOML file at ``path`` (see :func:`expand_sweep` for ``notes`` and
+    ``plugins``, resolved plugin specs to add to the file's own)."""
     path = Path(path)
     config = read_toml(path)
-    return expand_sweep(config, str(path), notes, base=path.parent)
+    return expand_sweep(config, str(path), notes, base=path.parent, plugins=plugins)
 
 
 #: Options that say how long a solver runs; a label leaves them out (the budget column shows them).

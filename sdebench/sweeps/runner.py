@@ -29,6 +29,7 @@ from sdebench.fingerprint import changed_modules
 from sdebench.metrics import compute_metrics, data_reference, exact_reference
 from sdebench.metrics.base import Reference
 from sdebench.metrics.uncertainty import floor_estimates, truncation_estimates
+from sdebench.plugins import load as load_plugin
 from sdebench.problems import Problem
 from sdebench.problems.problem import problem_from_spec
 from sdebench.scores import ExactScore, Score, TrainConfig
@@ -128,6 +129,8 @@ def execute(spec: RunSpec, checkpoint: str | None = None, keep_samples: bool = F
     torch.set_num_threads(1)
     result = spec.result()
     try:
+        for plugin in spec.plugins:  # before the code check: a plugin's modules are part of the run's code
+            load_plugin(plugin)
         mismatch = _code_mismatch(spec)
         if mismatch is not None:
             raise RuntimeError(mismatch)
