@@ -147,3 +147,39 @@ def test_entry_point_plugins_load_on_every_command(tmp_path, monkeypatch, capsys
     assert main(["list", "--json"]) == 0
     assert "plugin-euler-d" in json.loads(capsys.readouterr().out)["solvers"]
     assert "ep_solvers" in sys.modules
+
+
+SCORE = '''"""A user's score: the exact score scaled by 0.9 (a controlled score error), registered as '{name}'."""
+
+from sdebench.scores import SCORES, make_score
+
+
+@SCORES.register("{name}")
+def scaled_exact(problem, **_):
+    """0.9 × the exact score."""
+    exact = make_score("exact", problem)
+
+    def score(x, t):
+        return 0.9 * exact(x, t)
+
+    score.name = "{name}"
+    return score
+'''
+
+
+def test_plugin_score_in_a_sweep_runs_through_its_factory(tmp_path):
+    """A registered plugin score is built by its own factory in the workers (not taken for a trained network):
+    its runs are ok and differ from the exact score's (a 10% smaller score leaves the samples too wide)."""
+    write_plugin(tmp_path, "score.py", SCORE.format(name="scaled-exact"))
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        'plugins = ["score.py"]\n\n[[sweep]]\nproblems = ["ve-gmm2"]\nscores = ["exact", "scaled-exact"]\n'
+        'solvers = [{ name = "em" }]\nbudgets = [64]\nseeds = [0]\nn = [2000]\nmetrics = ["mode_moments"]\n'
+    )
+    store = tmp_path / "runs.db"
+    assert main(["sweep", str(config), "--store", str(store), "--workers", "2", "--quiet"]) == 0
+    with Store(store, readonly=True) as s:
+        by_score = {r["score"]: r for r in s.runs()}
+    assert {r["status"] for r in by_score.values()} == {"ok"}
+    exact, scaled = by_score["exact"], by_score["scaled-exact"]
+    assert scaled["metrics"]["mode_std_rel_err_max"] > exact["metrics"]["mode_std_rel_err_max"] + 0.05

@@ -32,7 +32,7 @@ from sdebench.metrics.uncertainty import floor_estimates, truncation_estimates
 from sdebench.plugins import load as load_plugin
 from sdebench.problems import Problem
 from sdebench.problems.problem import problem_from_spec
-from sdebench.scores import ExactScore, Score, TrainConfig
+from sdebench.scores import Score, TrainConfig, make_score
 from sdebench.scores.training import load_checkpoint
 from sdebench.solvers import make_solver
 from sdebench.sweeps.store import RunResult
@@ -82,8 +82,8 @@ def _problem(spec: RunSpec) -> tuple[Problem, Reference]:
 
 
 def _score(spec: RunSpec, problem: Problem, checkpoint: str | None) -> Score:
-    if spec.score["name"] == "exact":
-        return ExactScore(problem)
+    if spec.score["name"] != "trained":  # exact, or a plugin's: built by its registered factory
+        return make_score(spec.score["name"], problem)
     if checkpoint not in _networks:
         _networks[checkpoint] = load_checkpoint(Path(checkpoint), problem, train_config(spec.score))
     return _networks[checkpoint]
