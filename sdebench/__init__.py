@@ -1,3 +1,17 @@
 """sdebench: a test bench for the SDE and ODE solvers that sample score-based diffusion models."""
 
 __version__ = "0.1.0"
+
+#: The notebook API (:mod:`sdebench.api`), imported on first use so that ``import sdebench`` stays light.
+_API = ("sample", "sweep", "report", "results")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from sdebench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sdebench' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_API]
