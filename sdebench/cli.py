@@ -90,7 +90,28 @@ def _score_config(args: argparse.Namespace) -> TrainConfig | None:
     SCORES.get(args.score, "score")
     checkpoint = getattr(args, "checkpoint", None)
     check(checkpoint is None or args.score == "trained", "checkpoint", "applies only with --score trained")
+    _score_params(args)
     return _train_config(args, args.train_steps) if args.score == "trained" else None
+
+
+def _score_params(args: argparse.Namespace) -> dict[str, float]:
+    """--score-param NAME=VALUE pairs, checked against the score's declared parameters (finite numbers)."""
+    import math
+
+    from sdebench.scores import score_params
+
+    declared = score_params(args.score)
+    out: dict[str, float] = {}
+    for name, text in _parse_params(getattr(args, "score_param", [])).items():
+        valid = ", ".join(sorted(declared)) or "none"
+        check(name in declared, "score-param", f"{args.score!r} has no parameter {name!r} (valid: {valid})")
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        check(math.isfinite(value), f"score-param {name}", f"must be a finite number, got {text!r}")
+        out[name] = value
+    return out
 
 
 def _build_score(args: argparse.Namespace, problem: Problem, train_config: TrainConfig | None) -> Any:
@@ -104,6 +125,7 @@ def _build_score(args: argparse.Namespace, problem: Problem, train_config: Train
         cache_dir=args.cache_dir,
         checkpoint=getattr(args, "checkpoint", None),
         progress=not args.quiet,
+        **_score_params(args),
     )
 
 
@@ -379,7 +401,6 @@ def cmd_nll(args: argparse.Namespace) -> int:
 def cmd_converge(args: argparse.Namespace) -> int:
     """Strong and weak errors of a solver against a fine run of itself on the same Brownian path; fitted orders."""
     from sdebench.analysis.convergence import convergence_study
-    from sdebench.scores import make_score
     from sdebench.scores.base import ProgressScore
     from sdebench.solvers import make_solver
 
@@ -397,9 +418,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
     if plot is not None:
         check(plot.suffix == ".png", "plot", f"must end in .png, got {str(plot)!r}")
     train_config = _score_config(args)
-    score = make_score(
-        args.score, problem, train_config=train_config, cache_dir=args.cache_dir, progress=not args.quiet
-    )
+    score = _build_score(args, problem, train_config)
     try:
         with _progress(args, None, f"converge {args.solver}") as bar:
             study = convergence_study(
@@ -569,7 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample with a solver and a score; print metrics")
     _add_problem_args(p)
     _add_train_args(p)
-    p.add_argument("--score", default="exact", help="exact or trained")
+    p.add_argument("--score", default="exact", help="exact, trained, perturbed, or a plugin's (see 'sdebench list')")
+    p.add_argument(
+        "--score-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a score parameter, e.g. perturbed's scale=1.05 or shift=0.02",
+    )
     p.add_argument("--checkpoint", type=Path, default=None, help="a trained checkpoint to use (must match)")
     p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
     p.add_argument("--solver", default="em", help="a registered solver (see 'sdebench list')")
@@ -594,7 +620,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("nll", help="negative log-likelihood through the probability-flow ODE, against the exact one")
     _add_problem_args(p)
     _add_train_args(p)
-    p.add_argument("--score", default="exact", help="exact or trained")
+    p.add_argument("--score", default="exact", help="exact, trained, perturbed, or a plugin's (see 'sdebench list')")
+    p.add_argument(
+        "--score-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a score parameter, e.g. perturbed's scale=1.05 or shift=0.02",
+    )
     p.add_argument("--checkpoint", type=Path, default=None, help="a trained checkpoint to use (must match)")
     p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
     p.add_argument("--n", type=int, required=True, help="number of exact draws from p_ε to evaluate")
@@ -610,7 +643,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("converge", help="strong and weak errors against step count; fitted orders and a plot")
     _add_problem_args(p)
     _add_train_args(p)
-    p.add_argument("--score", default="exact", help="exact or trained")
+    p.add_argument("--score", default="exact", help="exact, trained, perturbed, or a plugin's (see 'sdebench list')")
+    p.add_argument(
+        "--score-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a score parameter, e.g. perturbed's scale=1.05 or shift=0.02",
+    )
     p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
     p.add_argument("--solver", default="em", help="a registered solver (see 'sdebench list')")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a solver parameter")

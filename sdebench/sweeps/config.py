@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
@@ -34,7 +35,7 @@ from sdebench.io import read_toml
 from sdebench.metrics import DEFAULT_METRICS, METRICS
 from sdebench.plugins import load_plugins
 from sdebench.problems.problem import PROBLEMS, problem_from_spec
-from sdebench.scores import SCORES, TrainConfig
+from sdebench.scores import SCORES, TrainConfig, score_params
 from sdebench.solvers import SOLVERS
 from sdebench.solvers.base import Solver, make_solver
 from sdebench.sweeps.store import RunResult
@@ -219,14 +220,21 @@ def _scores(items: list, where: str, errors: _Errors) -> list[dict]:
         if not isinstance(name, str) or name not in SCORES:
             errors.add(f"{field}.name", f"unknown score {name!r} (valid: {', '.join(SCORES.names())})")
             continue
-        allowed = {"name"} | (train_fields if name == "trained" else set())
+        params = score_params(name)
+        allowed = {"name"} | (train_fields if name == "trained" else set(params))
         unknown = [k for k in table if k not in allowed]
         for key in unknown:
             errors.add(f"{field}.{key}", f"unknown key (valid: {', '.join(sorted(allowed))})")
         if unknown:
             continue
         if name != "trained":
-            out.append({"name": name})
+            # a score's declared parameters, all filled in (so equal configs hash alike) and checked as numbers
+            given = {k: table.get(k, default) for k, default in params.items()}
+            bad = [k for k, v in given.items() if not _is_num(v) or not math.isfinite(v)]
+            for key in bad:
+                errors.add(f"{field}.{key}", f"must be a finite number, got {given[key]!r}")
+            if not bad:
+                out.append({"name": name, **given})
             continue
         options = {k: v for k, v in table.items() if k != "name"}
         defaults = TrainConfig()
@@ -445,7 +453,9 @@ def solver_label(solver: str, options: dict[str, Any], budget: float | None = No
 def score_label(score: dict[str, Any]) -> str:
     """The score's name with the training settings that differ from the defaults, e.g. ``trained (steps=300)``."""
     if score["name"] != "trained":
-        return score["name"]
+        defaults = score_params(score["name"]) if score["name"] in SCORES else {}
+        extra = [f"{k}={v:g}" for k, v in sorted(score.items()) if k in defaults and v != defaults[k]]
+        return f"{score['name']} ({', '.join(extra)})" if extra else score["name"]
     defaults = {"name": "trained", **TrainConfig().resolved()}
     extra = [f"{k}={v}" for k, v in sorted(score.items()) if k != "arch_options" and v != defaults.get(k)]
     extra += [

@@ -82,8 +82,8 @@ def _problem(spec: RunSpec) -> tuple[Problem, Reference]:
 
 
 def _score(spec: RunSpec, problem: Problem, checkpoint: str | None) -> Score:
-    if spec.score["name"] != "trained":  # exact, or a plugin's: built by its registered factory
-        return make_score(spec.score["name"], problem)
+    if spec.score["name"] != "trained":  # exact, perturbed or a plugin's: built by its registered factory
+        return make_score(spec.score["name"], problem, **{k: v for k, v in spec.score.items() if k != "name"})
     if checkpoint not in _networks:
         _networks[checkpoint] = load_checkpoint(Path(checkpoint), problem, train_config(spec.score))
     return _networks[checkpoint]
