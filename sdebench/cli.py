@@ -546,6 +546,17 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t-end", type=float, default=None, help="sampling stops at t = ε (default: the problem's)")
 
 
+def _add_score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--score", default="exact", help="exact, trained, perturbed, or a plugin's (see 'sdebench list')")
+    p.add_argument(
+        "--score-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a score parameter, e.g. perturbed's scale=1.05 or shift=0.02",
+    )
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="mlp", help="network: mlp (default, time-conditioned) or seed-mlp")
     p.add_argument("--weighting", default="sigma2", help=f"DSM weighting λ(t): {' or '.join(WEIGHTINGS)}")
@@ -588,14 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample with a solver and a score; print metrics")
     _add_problem_args(p)
     _add_train_args(p)
-    p.add_argument("--score", default="exact", help="exact, trained, perturbed, or a plugin's (see 'sdebench list')")
-    p.add_argument(
-        "--score-param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a score parameter, e.g. perturbed's scale=1.05 or shift=0.02",
-    )
+    _add_score_args(p)
     p.add_argument("--checkpoint", type=Path, default=None, help="a trained checkpoint to use (must match)")
     p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
     p.add_argument("--solver", default="em", help="a registered solver (see 'sdebench list')")
@@ -620,14 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("nll", help="negative log-likelihood through the probability-flow ODE, against the exact one")
     _add_problem_args(p)
     _add_train_args(p)
-    p.add_argument("--score", default="exact", help="exact, trained, perturbed, or a plugin's (see 'sdebench list')")
-    p.add_argument(
-        "--score-param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a score parameter, e.g. perturbed's scale=1.05 or shift=0.02",
-    )
+    _add_score_args(p)
     p.add_argument("--checkpoint", type=Path, default=None, help="a trained checkpoint to use (must match)")
     p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
     p.add_argument("--n", type=int, required=True, help="number of exact draws from p_ε to evaluate")
@@ -643,14 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("converge", help="strong and weak errors against step count; fitted orders and a plot")
     _add_problem_args(p)
     _add_train_args(p)
-    p.add_argument("--score", default="exact", help="exact, trained, perturbed, or a plugin's (see 'sdebench list')")
-    p.add_argument(
-        "--score-param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a score parameter, e.g. perturbed's scale=1.05 or shift=0.02",
-    )
+    _add_score_args(p)
     p.add_argument("--train-steps", type=int, default=None, help="training steps for --score trained")
     p.add_argument("--solver", default="em", help="a registered solver (see 'sdebench list')")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a solver parameter")
