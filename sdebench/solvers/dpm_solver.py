@@ -1,10 +1,10 @@
 """DPM-Solver++ multistep samplers with optional noise: (2M) SDE, (3M) and (3M) SDE (Lu et al. 2022).
 
-Written, like the other σ-samplers (see :mod:`sdebench.solvers.fast`), on the scaled variable x̂ = x/s(t), for
-every SDE of the family. In λ = −log σ the family of reverse processes with the probability-flow ODE's marginals
-is dx̂ = a·(D − x̂) dλ + sqrt(2η) σ dW, a = 1 + η (η = 0: the ODE; η = 1: the reverse SDE). Over a step of
-h = log(σ/σ'), with D(λ₀ + u) replaced by the polynomial through the last denoiser outputs, it is integrated
-exactly (H = a·h):
+Written, like the other σ-samplers (:mod:`sdebench.solvers.fast`, :mod:`sdebench.solvers.sigma`), on the scaled
+variable x̂ = x/s(t), for every SDE of the family. In λ = −log σ the family of reverse processes with the
+probability-flow ODE's marginals is dx̂ = a·(D − x̂) dλ + sqrt(2η) σ dW, a = 1 + η (η = 0: the ODE; η = 1: the
+reverse SDE). Over a step of h = log(σ/σ'), with D(λ₀ + u) replaced by the polynomial through the last denoiser
+outputs, it is integrated exactly (H = a·h):
 
     x̂' = e^{−H} x̂ + (1 − e^{−H}) D₀ + c₁ D₁ + c₂ D₂ + σ' sqrt(1 − e^{−2ηh}) z,
 
@@ -29,8 +29,8 @@ from sdebench.problems import Problem
 from sdebench.scores.base import Score
 from sdebench.solvers.base import Param, register
 from sdebench.solvers.brownian import Brownian
-from sdebench.solvers.fast import SigmaSampler, denoiser
 from sdebench.solvers.noise import standard_normal_
+from sdebench.solvers.sigma import SigmaSampler, denoiser
 
 Tensor = torch.Tensor
 

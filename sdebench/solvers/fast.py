@@ -22,66 +22,19 @@ more than the 3% quality bar; measured, it only helps where it happens to cancel
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 from sdebench.errors import check
 from sdebench.problems import Problem
 from sdebench.scores.base import Score
-from sdebench.solvers.base import DENOISE, NFE, STEPS, FixedStepSolver, Param, register
+from sdebench.solvers.base import Param, register
 from sdebench.solvers.brownian import Brownian
-from sdebench.solvers.grids import GRIDS
 from sdebench.solvers.noise import standard_normal_
+from sdebench.solvers.sigma import SigmaSampler, denoiser
 
 Tensor = torch.Tensor
-
-KARRAS_GRID = Param("grid", str, "karras", "time grid from T to t_end", registry=GRIDS)
-
-
-def denoiser(problem: Problem, score: Score, x: Tensor, t: float, sigma: float) -> Tensor:
-    """D(x̂, σ) = x̂ + σ²·s(t)·score(s(t)·x̂, t) with σ = σ(t): the posterior mean of x_0 (one NFE).
-
-    With s(t) = 1 (VE, EDM) the products by s are skipped: the arithmetic is then exactly x̂ + σ²·score(x̂, t).
-    """
-    scale = float(problem.sde.s(t))
-    if scale == 1.0:
-        return torch.add(x, score(x, t), alpha=sigma**2)
-    return torch.add(x, score(x * scale, t), alpha=scale * sigma**2)
-
-
-class SigmaSampler(FixedStepSolver):
-    """Common part of the samplers written in σ: grid default, denoise option, NFE count, the scaled variable."""
-
-    kind = "ode"
-    params: ClassVar[tuple[Param, ...]] = (STEPS, NFE, KARRAS_GRID, DENOISE)
-    #: Score evaluations per step.
-    evals_per_step: ClassVar[int] = 1
-
-    def nfe_for_steps(self, steps: int) -> int:
-        """``evals_per_step`` evaluations a step, plus one for the final denoising step."""
-        return self.evals_per_step * steps + int(self.options["denoise"])
-
-    def initial_state(self, problem: Problem, n: int, generator: torch.Generator) -> Tensor:
-        """The ``start`` draws at T, in the scaled variable x̂ = x/s(T)."""
-        x = super().initial_state(problem, n, generator)
-        scale = float(problem.sde.s(problem.t_start))
-        return x if scale == 1.0 else x / scale
-
-    def grid(self, problem: Problem) -> tuple[list[float], list[float]]:
-        """The grid's times t_i and noise levels σ_i = σ(t_i)."""
-        times = self.times(problem)
-        return times, [float(problem.sde.sigma(t)) for t in times]
-
-    def finish(self, problem: Problem, score: Score, x: Tensor) -> tuple[Tensor, dict[str, Any]]:
-        """Back from x̂ to x = s(t_end)·x̂ (or the denoised E[x_0 | x_ε]); build the info dict."""
-        t_end = problem.t_end
-        if self.options["denoise"]:
-            x = denoiser(problem, score, x, t_end, float(problem.sde.sigma(t_end)))
-        else:
-            scale = float(problem.sde.s(t_end))
-            x = x if scale == 1.0 else x * scale
-        return x, {"steps": self.options["steps"], "grid": self.grid_name(problem), "denoise": self.options["denoise"]}
 
 
 @register
