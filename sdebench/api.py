@@ -64,7 +64,8 @@ def sample(
     **options: Any,
 ) -> dict[str, Any]:
     """Sample ``problem`` (a registered name or a problem spec dict) with ``solver`` and its ``options`` (``nfe``,
-    ``steps``, ``grid``, ``rtol``, ...), then judge the samples against the exact p_ε.
+    ``steps``, ``grid``, ``rtol``, ...), then judge the samples against the exact p_ε with ``metrics`` (names of
+    metrics or of their outputs, e.g. ``["sw1", "mode_balance"]``; default: the default metrics).
 
     Returns ``samples`` (float64 tensor (n, d)), ``metrics`` and their noise ``floors`` (the same metrics for
     exact n-samples), ``nfe``, ``nfe_per_sample``, ``wall_s`` and the solver's resolved ``options``. The run's
@@ -75,7 +76,7 @@ def sample(
 
     from sdebench.choices import DEFAULT_METRICS
     from sdebench.errors import check
-    from sdebench.metrics import compute_metrics, exact_reference, noise_floors
+    from sdebench.metrics import compute_metrics, exact_reference, metric_names, noise_floors
     from sdebench.plugins import load_plugins
     from sdebench.problems import get_problem, problem_from_spec
     from sdebench.scores import make_score
@@ -87,9 +88,8 @@ def sample(
     method = make_solver(solver, **options)
     reason = method.supports(built)
     check(reason is None, "solver", f"{solver!r} does not apply to {built.name!r}: {reason}")
-    names = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
+    names = metric_names(list(metrics) if metrics is not None else list(DEFAULT_METRICS), "metrics")
     reference = exact_reference(built)
-    compute_metrics(names, reference.draw(2, torch.Generator().manual_seed(0)), reference)  # names checked early
     result = method.solve(built, make_score(score, built, progress=False), n, torch.Generator().manual_seed(seed))
     return {
         "samples": result.samples,

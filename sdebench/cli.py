@@ -166,7 +166,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         "sdes": {name: {"doc": _doc(cls), "params": dict(cls.params)} for name, cls in SDES.items()},
         "scores": {name: _doc(fn) for name, fn in SCORES.items()},
         "solvers": {name: cls.describe() for name, cls in SOLVERS.items()},
-        "metrics": {name: _doc(fn) for name, fn in METRICS.items()},
+        "metrics": {
+            name: {"doc": _doc(fn), "outputs": list(getattr(fn, "outputs", ()))} for name, fn in METRICS.items()
+        },
         "grids": {name: _doc(fn) for name, fn in GRIDS.items()},
         "archs": {name: {"doc": _doc(cls), "options": cls.defaults} for name, cls in ARCHS.items()},
     }
@@ -180,6 +182,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                 params = ", ".join(f"{p}={d['default']}" for p, d in entry["params"].items())
                 orders = f"strong {entry['strong_order']}, weak {entry['weak_order']}"
                 print(f"  {name:<20} {entry['doc']}\n  {'':<20} [{entry['kind']}; {orders}; {params}]")
+            elif kind == "metrics":
+                shown = f"\n  {'':<20} [outputs: {', '.join(entry['outputs'])}]" if entry["outputs"] else ""
+                print(f"  {name:<20} {entry['doc']}{shown}")
             elif kind == "sdes":
                 params = ", ".join(f"{p}={v:g}" for p, v in entry["params"].items())
                 print(f"  {name:<20} {entry['doc']}\n  {'':<20} [{params}]")
@@ -207,7 +212,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     """Sample a problem with a score and a solver; print metrics; save samples (and a density plot)."""
     import torch
 
-    from sdebench.metrics import METRICS, compute_metrics, data_reference, exact_reference, noise_floors
+    from sdebench.metrics import compute_metrics, data_reference, exact_reference, noise_floors
+    from sdebench.metrics import metric_names as resolve_metrics
     from sdebench.scores.base import ProgressScore
     from sdebench.solvers import make_solver
     from sdebench.solvers.base import FixedStepSolver
@@ -223,9 +229,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             check(name not in options, name, f"given twice (--{name} and --param {name}=...)")
             options[name] = value
     solver = make_solver(args.solver, **options)
-    metric_names = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    for name in metric_names:
-        METRICS.get(name, "metrics")
+    metric_names = resolve_metrics([m.strip() for m in args.metrics.split(",") if m.strip()], "metrics")
     out = check_writable(args.out, "out") if args.out is not None else None
     if out is not None:
         check(out.suffix == ".npy", "out", f"must end in .npy, got {str(out)!r}")
@@ -608,7 +612,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a solver parameter")
     p.add_argument("--n", type=int, required=True, help="number of samples")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS), help="comma-separated metric names")
+    p.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help="comma-separated metrics, by name or by an output's name (sw1 computes sliced_wasserstein)",
+    )
     p.add_argument("--out", type=Path, default=None, help="save the samples here (.npy, float64, shape (n, d))")
     p.add_argument("--plot", type=Path, default=None, help="density.png")
     p.add_argument(

@@ -30,7 +30,7 @@ def test_sample_gives_the_command_lines_numbers(capsys):
     [
         (lambda: sdebench.sample("ve-gmm2", "bogus"), "solver"),
         (lambda: sdebench.sample("ve-gmm2", "em", n=0), "n"),
-        (lambda: sdebench.sample("ve-gmm2", "em", metrics=["bogus"]), "metric"),
+        (lambda: sdebench.sample("ve-gmm2", "em", metrics=["bogus"]), "metrics"),
         (lambda: sdebench.results("/nonexistent/runs.db"), "store"),
     ],
     ids=["solver", "n", "metric", "store"],

@@ -359,3 +359,45 @@ def test_results_are_plain_finite_floats(gmm2_reference: Reference) -> None:
     """Every key of every new metric is a finite Python float on an ordinary sample (what the store expects)."""
     out = compute_metrics(["w2", *SAMPLE_METRICS], gmm2_reference.draw(500, generator(36)), gmm2_reference)
     assert all(type(v) is float and np.isfinite(v) for v in out.values())
+
+
+def test_every_metric_declares_what_it_returns():
+    """Each registered metric returns exactly its declared outputs (a ``*`` key: one per mode), on a 3-D
+    three-mode problem, so that ``--metrics <output>`` finds its metric and no output goes undeclared."""
+    import fnmatch
+
+    import torch
+
+    from sdebench.metrics import METRICS, compute_metrics, exact_reference
+    from sdebench.problems import get_problem
+
+    reference = exact_reference(get_problem("ve-asym3"))
+    samples = reference.draw(600, torch.Generator().manual_seed(0))
+    for name, fn in METRICS.items():
+        declared = getattr(fn, "outputs", ())
+        assert declared, f"{name} declares no outputs"
+        keys = compute_metrics([name], samples, reference)
+        for key in keys:
+            assert any(fnmatch.fnmatchcase(key, pattern) for pattern in declared), (name, key, declared)
+        for pattern in declared:
+            assert any(fnmatch.fnmatchcase(key, pattern) for key in keys), (name, pattern, sorted(keys))
+
+
+def test_metrics_asked_for_by_output_name():
+    """``sw1`` means sliced_wasserstein, ``mode_frac_2`` mode_balance; repeats collapse; unknown names list both."""
+    import pytest
+
+    from sdebench.errors import UserError
+    from sdebench.metrics import metric_names
+    from sdebench.sweeps import expand_sweep
+
+    assert metric_names(["sw1", "sw2", "mode_frac_2", "energy"]) == ["sliced_wasserstein", "mode_balance", "energy"]
+    with pytest.raises(UserError, match=r"sw3.*their outputs: .*sw1"):
+        metric_names(["sw3"])
+    (run,) = expand_sweep(
+        {"sweep": [{"problems": ["ve-gmm2"], "solvers": [{"name": "em"}], "metrics": ["sw1", "mmd2"], "n": [10]}]}
+    )
+    assert run.metrics == ("sliced_wasserstein", "mmd")
+    with pytest.raises(UserError) as info:
+        expand_sweep({"sweep": [{"problems": ["ve-gmm2"], "solvers": [{"name": "em"}], "metrics": ["sw1", "nope"]}]})
+    assert info.value.field == "sweep[0].metrics[1]"

@@ -11,7 +11,9 @@ from sdebench.metrics.base import (
     compute_metrics,
     data_reference,
     exact_reference,
+    metric_names,
     noise_floors,
+    outputs,
     quality_failures,
 )
 from sdebench.registry import import_modules
@@ -26,6 +28,8 @@ __all__ = [
     "compute_metrics",
     "data_reference",
     "exact_reference",
+    "metric_names",
     "noise_floors",
+    "outputs",
     "quality_failures",
 ]

@@ -85,6 +85,43 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def outputs(*keys: str) -> Callable[[MetricFn], MetricFn]:
+    """Declare the keys a metric returns (``"mode_frac_*"``: a family, one per mode), so that a user may ask for a
+    metric by the name of what it outputs (``--metrics sw1``) and a test can check what it returns."""
+
+    def declare(fn: MetricFn) -> MetricFn:
+        fn.outputs = tuple(keys)  # type: ignore[attr-defined]
+        return fn
+
+    return declare
+
+
+def _produces(fn: MetricFn, key: str) -> bool:
+    return any(key == k or (k.endswith("*") and key.startswith(k[:-1])) for k in getattr(fn, "outputs", ()))
+
+
+def metric_names(names: list[str], field: str = "metrics") -> list[str]:
+    """The metrics to compute for ``names``, each a metric's name or the name of one of its declared outputs
+    (``sw1`` → ``sliced_wasserstein``), in order without repeats; a :class:`UserError` names an unknown one."""
+    out: list[str] = []
+    for name in names:
+        if name in METRICS:
+            chosen = name
+        else:
+            makers = [m for m, fn in METRICS.items() if _produces(fn, name)]
+            if not makers:
+                declared = sorted({k for _, fn in METRICS.items() for k in getattr(fn, "outputs", ())})
+                raise UserError(
+                    field,
+                    f"unknown metric {name!r} (metrics: {', '.join(METRICS.names())}; their outputs: "
+                    f"{', '.join(declared)})",
+                )
+            chosen = makers[0]
+        if chosen not in out:
+            out.append(chosen)
+    return out
+
+
 def compute_metrics(names: list[str], samples: Any, reference: Reference) -> dict[str, float]:
     """All the named metrics of ``samples`` against ``reference``, merged into one dict."""
     functions = [METRICS.get(name, "metric") for name in names]

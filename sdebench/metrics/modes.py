@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sdebench.metrics.base import METRICS, Reference, check_samples, require_mixture
+from sdebench.metrics.base import METRICS, Reference, check_samples, outputs, require_mixture
 
 Tensor = torch.Tensor
 
@@ -16,6 +16,7 @@ def assign_modes(x: Tensor, reference: Reference, metric: str) -> Tensor:
 
 
 @METRICS.register("mode_balance")
+@outputs("mode_frac_*", "mode_max_dev", "mode_max_dev_se")
 def mode_balance(samples: Tensor, reference: Reference) -> dict:
     """Fraction of samples in each mode, the largest deviation from the weights, and it in binomial SEs.
 
@@ -36,6 +37,7 @@ def mode_balance(samples: Tensor, reference: Reference) -> dict:
 
 
 @METRICS.register("mode_moments")
+@outputs("mode_std_rel_err_max", "mode_mean_err_max")
 def mode_moments(samples: Tensor, reference: Reference) -> dict:
     """Per-mode mean and spread against each reference component's (samples assigned by responsibility).
 

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from sdebench.metrics.base import METRICS, Reference, check_samples, require_mixture
+from sdebench.metrics.base import METRICS, Reference, check_samples, outputs, require_mixture
 from sdebench.metrics.modes import assign_modes
 from sdebench.metrics.transport import REFERENCE_SEED
 from sdebench.problems import GaussianMixture
@@ -24,6 +24,7 @@ def _one_hot(labels: Tensor, k: int) -> Tensor:
 
 
 @METRICS.register("mode_coverage")
+@outputs("mode_coverage", "modes_missed", "mode_deficit_max")
 def mode_coverage(samples: Tensor, reference: Reference, fraction: float = 0.5, min_count: int = 1) -> dict[str, float]:
     """How many modes the samples reach.
 
@@ -51,6 +52,7 @@ def mode_coverage(samples: Tensor, reference: Reference, fraction: float = 0.5, 
 
 
 @METRICS.register("mode_covariance")
+@outputs("mode_mean_mahal_max", "mode_cov_rel_err_max")
 def mode_covariance(samples: Tensor, reference: Reference) -> dict[str, float]:
     """Per-mode mean and covariance of the samples against each reference component (Σ_k includes p_ε's kernel).
 
@@ -105,6 +107,7 @@ def expected_log_density(reference: Reference, draws: int = 200_000) -> tuple[fl
 
 
 @METRICS.register("log_density")
+@outputs("log_density_mean", "log_density_gap", "log_density_gap_se")
 def log_density(samples: Tensor, reference: Reference, draws: int = 200_000) -> dict[str, float]:
     """Mean log p_ref of the samples against its exact expectation E_{p_ref}[log p_ref].
 

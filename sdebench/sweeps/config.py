@@ -32,7 +32,7 @@ from typing import Any
 from sdebench.errors import UserError, check
 from sdebench.fingerprint import closure, combine
 from sdebench.io import read_toml
-from sdebench.metrics import DEFAULT_METRICS, METRICS
+from sdebench.metrics import DEFAULT_METRICS, METRICS, metric_names
 from sdebench.plugins import load_plugins
 from sdebench.problems.problem import PROBLEMS, problem_from_spec
 from sdebench.scores import SCORES, TrainConfig, score_params
@@ -383,10 +383,14 @@ def expand_sweep(
         seeds = _numbers(_list(block, "seeds", where, errors, [0]), f"{where}.seeds", errors, True, 0, False)
         # n ≥ 2: every metric needs two samples (spreads, the energy distance's pairs)
         sizes = _numbers(_list(block, "n", where, errors, [10000]), f"{where}.n", errors, True, 2, False)
-        metrics = _list(block, "metrics", where, errors, DEFAULT_METRICS)
-        for i, m in enumerate(metrics):
-            if not isinstance(m, str) or m not in METRICS:
-                errors.add(f"{where}.metrics[{i}]", f"unknown metric {m!r} (valid: {', '.join(METRICS.names())})")
+        listed = _list(block, "metrics", where, errors, DEFAULT_METRICS)
+        metrics = []
+        for i, m in enumerate(listed):  # a metric's name, or one of its outputs' (sw1 → sliced_wasserstein)
+            try:
+                check(isinstance(m, str), f"{where}.metrics[{i}]", f"must be a metric name, got {m!r}")
+                metrics += [x for x in metric_names([m], f"{where}.metrics[{i}]") if x not in metrics]
+            except UserError as exc:
+                errors.add(exc.field, exc.message)
         if errors.items:
             continue  # the file is refused anyway; expand only what is valid throughout
         for problem, score, (solver, options, budget, info), seed, n in itertools.product(
