@@ -339,18 +339,29 @@ n = [500]
         assert digests[0] == digests[1]
 
 
-def _thread_counts() -> tuple[set[int], int]:
+def test_a_run_computes_on_one_thread_in_any_process(monkeypatch):
+    """A run sees one BLAS and one torch thread wherever it executes (here: the serial executor, in this process,
+    whose BLAS would otherwise use every core): with numpy's BLAS on 2 threads scipy-rk45 took other steps
+    (7e-15 apart) than in a pool worker. The process's own counts come back afterwards."""
     from threadpoolctl import threadpool_info
 
-    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}, torch.get_num_threads()
+    from sdebench.sweeps import expand_sweep, runner
 
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
-def test_serial_executor_runs_on_one_thread_like_the_workers():
-    """Serial runs see the workers' thread counts (one BLAS thread, one torch thread), so every executor rounds
-    alike: with numpy's BLAS on 2 threads scipy-rk45 took other steps (7e-15 apart) than in a worker."""
-    from sdebench.sweeps.executors import make_executor
+    seen = []
+    original = runner.compute_metrics
 
-    before = _thread_counts()
-    inside = make_executor("serial", 1).submit(_thread_counts).result()
-    assert inside == ({1}, 1)
-    assert _thread_counts() == before
+    def probe(*args, **kwargs):
+        seen.append((blas_threads(), torch.get_num_threads()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "compute_metrics", probe)
+    before = (blas_threads(), torch.get_num_threads())
+    (spec,) = expand_sweep(
+        {"sweep": [{"problems": ["ve-gmm2"], "solvers": [{"name": "em"}], "budgets": [8], "n": [50]}]}
+    )
+    assert runner.execute(spec).status == "ok"
+    assert seen and set(map(str, seen)) == {str(({1}, 1))}
+    assert (blas_threads(), torch.get_num_threads()) == before

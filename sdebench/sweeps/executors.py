@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from typing import Any
 
 from sdebench.errors import UserError, check
@@ -18,30 +16,8 @@ from sdebench.errors import UserError, check
 EXECUTORS = ("serial", "pool", "dask")
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """numpy's BLAS and torch on one thread for the duration, as in every worker (SINGLE_THREAD_ENV).
-
-    Not only for speed: a BLAS reduction split over two threads rounds differently, and scipy's step-size control
-    then takes other steps (scipy-rk45 on the trained score at rtol 1e-3 differed from a worker's run by 7e-15).
-    """
-    from threadpoolctl import threadpool_limits
-
-    torch = sys.modules.get("torch")
-    previous = torch.get_num_threads() if torch is not None else None
-    with threadpool_limits(limits=1):
-        if torch is not None:
-            torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            if torch is not None:
-                torch.set_num_threads(previous)
-
-
 class SerialExecutor:
-    """Runs each call at once in this process (the reference every other executor must match), with the
-    workers' one thread per library."""
+    """Runs each call at once in this process (the reference every other executor must match)."""
 
     name = "serial"
     workers = 1
@@ -49,8 +25,7 @@ class SerialExecutor:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         """Call ``fn(*args)`` now; return a finished future."""
         future: Future = Future()
-        with one_thread():
-            future.set_result(fn(*args))
+        future.set_result(fn(*args))
         return future
 
     def wait_first(self, futures: set) -> tuple[set, set]:

@@ -16,12 +16,15 @@ import platform
 import socket
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 import sdebench
 from sdebench.errors import DivergedError
@@ -123,10 +126,32 @@ def environment() -> dict[str, Any]:
     }
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """numpy's BLAS and torch on one thread for the duration, whatever process runs it.
+
+    Not only for speed: a BLAS reduction split over two threads rounds differently, and scipy's step-size control
+    then takes other steps (scipy-rk45 on the trained score at rtol 1e-3: 7e-15 apart between a serial run with
+    2 BLAS threads and a pool worker's). Set here, a run computes the same in the sweep's process, a pool worker
+    or a Dask worker started without SINGLE_THREAD_ENV.
+    """
+    previous = torch.get_num_threads()
+    with threadpool_limits(limits=1):
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+
 def execute(spec: RunSpec, checkpoint: str | None = None, keep_samples: bool = False) -> RunResult:
-    """Run ``spec`` and compute its metrics; a divergence or any exception becomes a stored status, never a raise."""
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """Run ``spec`` and compute its metrics, on one thread per library; a divergence or any exception becomes a
+    stored status, never a raise."""
+    with one_thread():
+        return _execute(spec, checkpoint, keep_samples)
+
+
+def _execute(spec: RunSpec, checkpoint: str | None, keep_samples: bool) -> RunResult:
     result = spec.result()
     try:
         for plugin in spec.plugins:  # before the code check: a plugin's modules are part of the run's code
@@ -157,5 +182,4 @@ def execute(spec: RunSpec, checkpoint: str | None = None, keep_samples: bool = F
         result.env["traceback"] = traceback.format_exc(limit=8)
     finally:
         result.env.update(environment())
-        torch.set_num_threads(previous_threads)
     return result
