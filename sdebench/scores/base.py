@@ -42,22 +42,18 @@ class CountingScore:
         return getattr(self.inner, item)
 
 
-class ProgressScore:
-    """Wraps a score and advances a progress bar (a ``tqdm``) by one per evaluation; otherwise the score itself.
+class ProgressScore(CountingScore):
+    """A :class:`CountingScore` that also advances a progress bar (a ``tqdm``) by one per evaluation.
 
     Progress without touching a solver: every solver calls its score, so score evaluations (NFE) measure how far a
     run has got; a fixed-step solver's planned NFE is the bar's total.
     """
 
     def __init__(self, score: Score, bar: Any) -> None:
-        self.inner = score
-        self.name = getattr(score, "name", "score")
+        super().__init__(score)
         self.bar = bar
 
     def __call__(self, x: Tensor, t: float | Tensor) -> Tensor:
-        out = self.inner(x, t)
+        out = super().__call__(x, t)
         self.bar.update()
         return out
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self.inner, item)

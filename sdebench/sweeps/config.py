@@ -34,7 +34,7 @@ from sdebench.fingerprint import closure, combine
 from sdebench.io import read_toml
 from sdebench.metrics import DEFAULT_METRICS, METRICS, metric_names
 from sdebench.plugins import load_plugins
-from sdebench.problems.problem import PROBLEMS, problem_from_spec
+from sdebench.problems.problem import PROBLEMS, load_problem, problem_from_spec
 from sdebench.scores import SCORES, TrainConfig, score_params
 from sdebench.solvers import SOLVERS
 from sdebench.solvers.base import Solver, make_solver
@@ -176,14 +176,11 @@ def _list(block: dict, key: str, where: str, errors: _Errors, default: list | No
     return value
 
 
-def _problem_file(item: str, base: Path, field: str) -> dict:
-    """The spec in a problem TOML file named in a sweep, relative to the sweep file's folder unless absolute."""
+def _problem_file(item: str, base: Path, field: str) -> Path:
+    """The problem TOML file named in a sweep, relative to the sweep file's folder unless absolute."""
     path = Path(item) if Path(item).is_absolute() else base / item
     check(path.is_file(), field, f"no such problem file {item!r} (looked for {str(path)!r})")
-    spec = read_toml(path, field)
-    check(isinstance(spec, dict), field, f"{str(path)!r} must hold a problem table")
-    spec.setdefault("name", path.stem)
-    return spec
+    return path
 
 
 def _problems(items: list, where: str, errors: _Errors, base: Path) -> list[dict]:
@@ -192,8 +189,9 @@ def _problems(items: list, where: str, errors: _Errors, base: Path) -> list[dict
         field = f"{where}.problems[{i}]"
         try:
             if isinstance(item, str) and (item.endswith(".toml") or "/" in item):
-                spec = _problem_file(item, base, field)
-            elif isinstance(item, str):
+                out.append(load_problem(_problem_file(item, base, field)).spec)  # as --config reads it
+                continue
+            if isinstance(item, str):
                 spec = PROBLEMS.get(item, field)()
                 spec.setdefault("name", item)
             elif isinstance(item, dict):
