@@ -156,7 +156,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     """Print what is registered: problems, scores, solvers (with parameters and orders), metrics, grids, archs."""
 
-    from sdebench.metrics import METRICS
+    from sdebench.metrics import METRICS, Output, declared_outputs
     from sdebench.problems import PROBLEMS, SDES
     from sdebench.scores import ARCHS, SCORES
     from sdebench.solvers import GRIDS, SOLVERS
@@ -167,7 +167,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         "scores": {name: _doc(fn) for name, fn in SCORES.items()},
         "solvers": {name: cls.describe() for name, cls in SOLVERS.items()},
         "metrics": {
-            name: {"doc": _doc(fn), "outputs": list(getattr(fn, "outputs", ()))} for name, fn in METRICS.items()
+            name: {"doc": _doc(fn), "outputs": [{**o.to_dict(), "judged": o.judged} for o in declared_outputs(fn)]}
+            for name, fn in METRICS.items()
         },
         "grids": {name: _doc(fn) for name, fn in GRIDS.items()},
         "archs": {name: {"doc": _doc(cls), "options": cls.defaults} for name, cls in ARCHS.items()},
@@ -183,7 +184,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 orders = f"strong {entry['strong_order']}, weak {entry['weak_order']}"
                 print(f"  {name:<20} {entry['doc']}\n  {'':<20} [{entry['kind']}; {orders}; {params}]")
             elif kind == "metrics":
-                shown = f"\n  {'':<20} [outputs: {', '.join(entry['outputs'])}]" if entry["outputs"] else ""
+                declared = [Output.from_dict(o).describe() for o in entry["outputs"]]
+                shown = "".join(f"\n  {'':<20} {'outputs:' if i == 0 else '':<9}{d}" for i, d in enumerate(declared))
                 print(f"  {name:<20} {entry['doc']}{shown}")
             elif kind == "sdes":
                 params = ", ".join(f"{p}={v:g}" for p, v in entry["params"].items())

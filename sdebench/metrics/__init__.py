@@ -5,13 +5,18 @@ Every module in this package is imported here, so a new metric file registers it
 
 from sdebench.choices import DEFAULT_METRICS
 from sdebench.metrics.base import (
+    DIRECTIONS,
     METRICS,
+    Output,
     Reference,
     check_samples,
     compute_metrics,
     data_reference,
+    declared_outputs,
     exact_reference,
+    find_output,
     metric_names,
+    metric_outputs,
     noise_floors,
     outputs,
     quality_failures,
@@ -22,13 +27,18 @@ import_modules(__name__, __path__)
 
 __all__ = [
     "DEFAULT_METRICS",
+    "DIRECTIONS",
     "METRICS",
+    "Output",
     "Reference",
     "check_samples",
     "compute_metrics",
     "data_reference",
+    "declared_outputs",
     "exact_reference",
+    "find_output",
     "metric_names",
+    "metric_outputs",
     "noise_floors",
     "outputs",
     "quality_failures",

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from sdebench.errors import check
-from sdebench.metrics.base import METRICS, Reference, check_samples, outputs
+from sdebench.metrics.base import METRICS, Output, Reference, check_samples, outputs
 from sdebench.metrics.sliced import projections
 from sdebench.metrics.transport import subsample
 from sdebench.problems import GaussianMixture
@@ -76,7 +76,7 @@ def _energy_reference(reference: Reference, theta: Tensor, key: tuple) -> dict[s
 
 
 @METRICS.register("energy")
-@outputs("energy")
+@outputs(Output("energy", title="energy"))
 def energy(samples: Tensor, reference: Reference, directions: int = 32, seed: int = 0) -> dict[str, float]:
     """Energy distance 2 E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ between the samples' empirical measure and the reference.
 
@@ -227,7 +227,7 @@ def reference_bandwidth(reference: Reference, seed: int = 0) -> float:
 
 
 @METRICS.register("mmd")
-@outputs("mmd2")
+@outputs(Output("mmd2", title="MMD²"))
 def mmd(
     samples: Tensor, reference: Reference, bandwidth: float | None = None, features: int = 256, seed: int = 0
 ) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sdebench.metrics.base import METRICS, Reference, check_samples, outputs, require_mixture
+from sdebench.metrics.base import METRICS, Output, Reference, check_samples, outputs, require_mixture
 
 Tensor = torch.Tensor
 
@@ -16,7 +16,12 @@ def assign_modes(x: Tensor, reference: Reference, metric: str) -> Tensor:
 
 
 @METRICS.register("mode_balance")
-@outputs("mode_frac_*", "mode_max_dev", "mode_max_dev_se")
+@outputs(
+    # the fractions themselves have no direction: mode_max_dev(_se) judges them against the weights
+    Output("mode_frac_*", title="mode fraction", direction="info", main=False),
+    Output("mode_max_dev", title="mode frac. dev", main=False),
+    Output("mode_max_dev_se", title="mode frac. dev (SE)"),
+)
 def mode_balance(samples: Tensor, reference: Reference) -> dict:
     """Fraction of samples in each mode, the largest deviation from the weights, and it in binomial SEs.
 
@@ -37,7 +42,10 @@ def mode_balance(samples: Tensor, reference: Reference) -> dict:
 
 
 @METRICS.register("mode_moments")
-@outputs("mode_std_rel_err_max", "mode_mean_err_max")
+@outputs(
+    Output("mode_std_rel_err_max", title="mode std rel. err"),
+    Output("mode_mean_err_max", title="mode mean err", main=False),
+)
 def mode_moments(samples: Tensor, reference: Reference) -> dict:
     """Per-mode mean and spread against each reference component's (samples assigned by responsibility).
 

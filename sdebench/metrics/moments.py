@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from sdebench.metrics.base import METRICS, Reference, check_samples, outputs, require_mixture
+from sdebench.metrics.base import METRICS, Output, Reference, check_samples, outputs, require_mixture
 from sdebench.metrics.modes import assign_modes
 from sdebench.metrics.transport import REFERENCE_SEED
 from sdebench.problems import GaussianMixture
@@ -24,7 +24,11 @@ def _one_hot(labels: Tensor, k: int) -> Tensor:
 
 
 @METRICS.register("mode_coverage")
-@outputs("mode_coverage", "modes_missed", "mode_deficit_max")
+@outputs(
+    Output("mode_coverage", title="mode coverage", direction="higher", main=False),
+    Output("modes_missed", title="modes missed", main=False),
+    Output("mode_deficit_max", title="mode deficit", main=False),
+)
 def mode_coverage(samples: Tensor, reference: Reference, fraction: float = 0.5, min_count: int = 1) -> dict[str, float]:
     """How many modes the samples reach.
 
@@ -52,7 +56,10 @@ def mode_coverage(samples: Tensor, reference: Reference, fraction: float = 0.5, 
 
 
 @METRICS.register("mode_covariance")
-@outputs("mode_mean_mahal_max", "mode_cov_rel_err_max")
+@outputs(
+    Output("mode_mean_mahal_max", title="mode mean err (Mahalanobis)", main=False),
+    Output("mode_cov_rel_err_max", title="mode cov rel. err", main=False),
+)
 def mode_covariance(samples: Tensor, reference: Reference) -> dict[str, float]:
     """Per-mode mean and covariance of the samples against each reference component (Σ_k includes p_ε's kernel).
 
@@ -107,7 +114,12 @@ def expected_log_density(reference: Reference, draws: int = 200_000) -> tuple[fl
 
 
 @METRICS.register("log_density")
-@outputs("log_density_mean", "log_density_gap", "log_density_gap_se")
+@outputs(
+    # the mean alone depends on the reference's entropy: the gap is what is judged, the SE is its yardstick
+    Output("log_density_mean", title="mean log p_ε", direction="info", main=False),
+    Output("log_density_gap", title="log p_ε gap", direction="signed"),
+    Output("log_density_gap_se", title="log p_ε gap SE", direction="info", main=False),
+)
 def log_density(samples: Tensor, reference: Reference, draws: int = 200_000) -> dict[str, float]:
     """Mean log p_ref of the samples against its exact expectation E_{p_ref}[log p_ref].
 

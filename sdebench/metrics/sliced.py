@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
-from sdebench.metrics.base import METRICS, Reference, check_samples, outputs
+from sdebench.metrics.base import METRICS, Output, Reference, check_samples, outputs
 
 Tensor = torch.Tensor
 
@@ -77,7 +77,7 @@ def _reference_quantiles(reference: Reference, n: int, theta: np.ndarray, key: t
 
 
 @METRICS.register("sliced_wasserstein")
-@outputs("sw1", "sw2")
+@outputs(Output("sw1", title="SW1"), Output("sw2", title="SW2", main=False))
 def sliced_wasserstein(samples: Tensor, reference: Reference, n_projections: int = 64, seed: int = 0) -> dict:
     """SW1 and SW2 over ``n_projections`` seeded directions (the same directions for every run).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sdebench.metrics.base import METRICS, Reference, check_samples, outputs
+from sdebench.metrics.base import METRICS, Output, Reference, check_samples, outputs
 
 Tensor = torch.Tensor
 
@@ -64,7 +64,7 @@ def exact_w2(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @METRICS.register("w2")
-@outputs("w2")
+@outputs(Output("w2", title="W2", main=False))
 def w2(samples: Tensor, reference: Reference, max_points: int = 2000, seed: int = 0) -> dict[str, float]:
     """Exact 2-Wasserstein distance between a subsample of the samples and a reference sample.
 

@@ -9,7 +9,7 @@ import torch
 from scipy.special import stdtrit  # the t quantile; scipy.stats would cost 0.6 s of import
 
 from sdebench.errors import check
-from sdebench.metrics.base import Reference, compute_metrics
+from sdebench.metrics.base import Output, Reference, compute_metrics
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,21 @@ def indistinguishable_from_exact(result: Estimate, floor: Estimate) -> bool:
     within the half-width of the difference, sqrt(h_result² + h_floor²).
     """
     return result.mean - floor.mean <= math.hypot(result.half_width, floor.half_width)
+
+
+def within_floor(output: Output, result: Estimate, floor: Estimate) -> bool:
+    """Whether ``result`` cannot be told apart from exact sampling's ``floor``, read as ``output`` declares.
+
+    Lower-is-better: one-sided, :func:`indistinguishable_from_exact`; higher-is-better: its mirror (not
+    significantly below the floor); signed: two-sided (a value far below the exact one is as wrong as one far
+    above), |mean − floor mean| within the half-width of the difference. An output that is not judged (no
+    direction, or no meaningful floor) never makes a result distinguishable: True.
+    """
+    if not output.floor or output.direction == "info":
+        return True
+    width = math.hypot(result.half_width, floor.half_width)
+    if output.direction == "signed":
+        return abs(result.mean - floor.mean) <= width
+    if output.direction == "higher":
+        return floor.mean - result.mean <= width
+    return indistinguishable_from_exact(result, floor)

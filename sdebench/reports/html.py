@@ -9,12 +9,13 @@ from typing import Any
 from sdebench.reports.tables import (
     BUDGET_METRICS,
     BUDGET_NOTE,
-    METRIC_TITLES,
     Group,
     budget_cells,
     failures,
     summary_cells,
     table_cells,
+    title,
+    verdict_notes,
 )
 
 _CSS = """
@@ -104,11 +105,13 @@ def problem_section(
     )
     parts.append("<h3>All results</h3>")
     parts.append(main_table(groups))
+    best, verdict = verdict_notes(groups)
+    sides = "one-sided" + (f"; {verdict.removesuffix('; ')}" if verdict else "")
     parts.append(
         '<p class="note">Mean ± 95% CI half-width over seeds (Student t). Floor = the same metric for exact samples '
         "of the same n (5 draws). <b>Bold</b>: best mean of the column within the score, among rows where every "
-        "seed finished (log p_ε gap by |mean|). ≈ exact: every metric within its floor (one-sided; log p_ε gap "
-        "two-sided), needs ≥ 3 seeds. NFE = score evaluations per sample; wall s = solver time per run.</p>"
+        f"seed finished{e(best.replace('; ', ' (', 1) + ')' if best else '')}. ≈ exact: every metric within its "
+        f"floor ({e(sides)}), needs ≥ 3 seeds. NFE = score evaluations per sample; wall s = solver time per run.</p>"
     )
     budgets = [(m, budget_cells(groups, m)) for m in BUDGET_METRICS]
     budgets = [(m, cells) for m, cells in budgets if cells[1]]
@@ -116,7 +119,7 @@ def problem_section(
         parts.append("<h3>Error budget</h3>")
         parts.append(f'<p class="note">{e(BUDGET_NOTE)}</p>')
         for metric, (header, rows) in budgets:
-            parts.append(f"<h4>{e(METRIC_TITLES.get(metric, metric))}</h4>")
+            parts.append(f"<h4>{e(title(groups, metric))}</h4>")
             parts.append(table(header, rows, text_columns=1, cls="budget"))
     bad = failures(groups)
     parts.append("<h3>Runs that did not finish</h3>")

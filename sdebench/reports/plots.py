@@ -224,10 +224,12 @@ def _log_log_panel(ax: plt.Axes, title: str) -> None:
 def work_precision_png(groups: list, metric: str = "sw1") -> bytes:
     """``metric`` against NFE per sample (log-log), one line per solver with 95% CI error bars, the noise floor of
     exact samples as a grey band; one row of panels per score and one column per solver family."""
-    from sdebench.reports.tables import METRIC_TITLES, series
+    from sdebench.reports.tables import declarations, series
 
     fig, axes, scores, families, styles = _family_grid(groups)
     lines = series(groups)
+    declared = declarations(groups).get(metric)
+    name = declared.title if declared else metric
     for i, score in enumerate(scores):
         for j, family in enumerate(families):
             ax = axes[i][j]
@@ -258,19 +260,18 @@ def work_precision_png(groups: list, metric: str = "sw1") -> bytes:
                 for part in bars[2]:  # lighter bars: with many solvers the CIs overlap
                     part.set_alpha(0.45)
                 floor = floor or rows[0].floors.get(metric)
-            _floor_band(ax, floor, "noise floor (exact samples, 95% CI)")
+            if declared is None or declared.floor:  # an output without a meaningful floor shows none
+                _floor_band(ax, floor, "noise floor (exact samples, 95% CI)")
             _log_log_panel(ax, f"{score} score · {family}")
             if j == 0:
-                ax.set_ylabel(f"{METRIC_TITLES.get(metric, metric)} (mean ± 95% CI)")
+                ax.set_ylabel(f"{name} (mean ± 95% CI)")
     _budget_ticks(axes, groups)
     for j in range(len(families)):
         # one legend per family column, under its bottom panel: the same solvers are in every row
         source = next((axes[i][j] for i in range(len(scores)) if axes[i][j].get_legend_handles_labels()[0]), None)
         if source is not None:
             _legend_below(fig, axes[-1][j], source)
-    fig.suptitle(
-        f"{groups[0].problem}: work–precision ({METRIC_TITLES.get(metric, metric)} against the exact p_ε)", fontsize=11
-    )
+    fig.suptitle(f"{groups[0].problem}: work–precision ({name} against the exact p_ε)", fontsize=11)
     return figure_png(fig)
 
 
@@ -278,14 +279,8 @@ def convergence_png(groups: list) -> bytes:
     """Error against NFE per sample for the fixed-step solvers (log-log) with the least-squares slope over the
     points clearly above the noise in the legend, beside the declared weak order. Filled markers: points used in
     the fit; open markers: points within twice the noise (not used)."""
-    from sdebench.reports.tables import (
-        METRIC_TITLES,
-        SIGNED_METRICS,
-        convergence_fits,
-        convergence_metric,
-        error_above_floor,
-        series,
-    )
+    from sdebench.metrics.base import find_output
+    from sdebench.reports.tables import convergence_fits, convergence_metric, declarations, error_above_floor, series
 
     fixed = [g for g in groups if not g.adaptive]
     metric = convergence_metric(fixed) if fixed else None
@@ -295,6 +290,7 @@ def convergence_png(groups: list) -> bytes:
         ax.text(0.5, 0.5, "no fixed-step runs with metrics: nothing to fit", ha="center", va="center")
         return figure_png(fig)
     fits = convergence_fits(fixed, metric)
+    output = declarations(fixed)[metric]
     fig, axes, scores, families, styles = _family_grid(fixed)
     lines = series(fixed)
     for i, score in enumerate(scores):
@@ -306,7 +302,10 @@ def convergence_png(groups: list) -> bytes:
                 if not rows or key not in fits:
                     continue
                 fit = fits[key]
-                pairs = [error_above_floor(metric, g.estimates[metric], g.floors.get(metric)) for g in rows]
+                pairs = [
+                    error_above_floor(find_output(g.declared, metric), g.estimates[metric], g.floors.get(metric))
+                    for g in rows
+                ]
                 x = np.array([g.nfe for g in rows])
                 err = np.array([p[0] for p in pairs])
                 style = styles[label]
@@ -342,18 +341,14 @@ def convergence_png(groups: list) -> bytes:
                     ax.plot(xs, np.exp(logc) * xs**fit.slope, "--", color=style["color"], lw=0.9)
             _log_log_panel(ax, f"{score} score · {family}")
             if j == 0:
-                what = (
-                    f"|{METRIC_TITLES.get(metric, metric)}|"
-                    if metric in SIGNED_METRICS
-                    else (f"{METRIC_TITLES.get(metric, metric)} − floor")
-                )
+                what = f"|{output.title}|" if output.direction == "signed" else f"{output.title} − floor"
                 ax.set_ylabel(what)
             _legend_below(fig, ax, ax, ncol=1)
     _budget_ticks(axes, fixed)
     why = (
         "error = |mean log p_ε(x) − E_p_ε[log p_ε]|, a weak error with exact value 0 (noise does not bias it up)"
         if metric == "log_density_gap"
-        else f"error = {METRIC_TITLES.get(metric, metric)} minus its noise floor"
+        else f"error = {output.title} minus its noise floor"
     )
     fig.suptitle(
         f"{groups[0].problem}: convergence of the fixed-step solvers (means over seeds)\n{why}\nslope: least squares "

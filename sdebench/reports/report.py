@@ -25,7 +25,6 @@ from sdebench.reports import html as pages
 from sdebench.reports.plots import convergence_png, density_grid_png, work_precision_png
 from sdebench.reports.tables import (
     COMPARISON_NOTE,
-    METRIC_TITLES,
     Group,
     comparison_cells,
     convergence_fits,
@@ -37,6 +36,7 @@ from sdebench.reports.tables import (
     markdown_summary,
     markdown_table,
     summary_frame,
+    title,
 )
 from sdebench.sweeps.store import Store
 
@@ -239,9 +239,9 @@ def _slopes(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     order_of = {(g.score, g.label, g.n): g.weak_order for g in groups}
     header = ["score", "solver", "n", "error measure", "fitted slope", "points used", "declared weak order"]
     rows = []
+    measure = title(groups, metric) if metric else ""
     for (score, label, n), fit in fits.items():
         order = order_of[(score, label, n)]
-        measure = METRIC_TITLES.get(metric, metric)
         rows.append(
             [
                 score,

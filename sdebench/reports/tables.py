@@ -1,7 +1,10 @@
 """Sweep results as tables: runs grouped by (score, solver, budget, n), seeds aggregated to mean ± 95% CI.
 
 One :class:`Group` per table row. The Markdown and HTML tables mark the best mean of each main metric (within a
-problem and score) and flag rows indistinguishable from exact sampling; the CSV keeps the raw numbers.
+problem and score) and flag rows indistinguishable from exact sampling; the CSV keeps the raw numbers. Which
+metrics are main columns, their titles, which way is better and how "≈ exact" compares them come from the
+metrics' output declarations (:class:`sdebench.metrics.Output`), stored with each run: a store reports the same
+without the metric's module (a plugin's) loaded.
 """
 
 from __future__ import annotations
@@ -15,23 +18,10 @@ import numpy as np
 import pandas as pd
 
 from sdebench.fingerprint import changed_modules
+from sdebench.metrics.base import METRICS, Output, declared_outputs, find_output
 from sdebench.metrics.budget import SOURCES, budget_terms, dominant, format_term
-from sdebench.metrics.uncertainty import Estimate, indistinguishable_from_exact, summarize
+from sdebench.metrics.uncertainty import Estimate, summarize, within_floor
 
-#: The metrics shown in the tables (those present), all lower-is-better; ``log_density_gap`` by its absolute value.
-MAIN_METRICS = ("sw1", "energy", "mmd2", "mode_max_dev_se", "mode_std_rel_err_max", "log_density_gap")
-#: Signed metrics whose exact value is 0: "best" is the smallest |mean|, and "≈ exact" is a two-sided test.
-SIGNED_METRICS = frozenset({"log_density_gap"})
-#: Short column titles.
-METRIC_TITLES = {
-    "sw1": "SW1",
-    "sw2": "SW2",
-    "energy": "energy",
-    "mmd2": "MMD²",
-    "mode_max_dev_se": "mode frac. dev (SE)",
-    "mode_std_rel_err_max": "mode std rel. err",
-    "log_density_gap": "log p_ε gap",
-}
 #: Seeds a row needs before it can be flagged "≈ exact".
 MIN_SEEDS_EXACT_LIKE = 3
 #: Solver families, in the order tables and plots show them.
@@ -54,6 +44,8 @@ class Group:
     strong_order: float | None = None
     weak_order: float | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
+    #: The output declarations of the row's metrics, as stored with its runs (see :func:`run_outputs`).
+    declared: tuple[Output, ...] = ()
     estimates: dict[str, Estimate] = field(default_factory=dict)
     floors: dict[str, Estimate] = field(default_factory=dict)
     best: set[str] = field(default_factory=set)
@@ -141,12 +133,35 @@ def _clean(metrics: dict[str, float | None]) -> dict[str, float]:
     return {k: (math.nan if v is None else float(v)) for k, v in metrics.items()}
 
 
-def near_floor(metric: str, result: Estimate, floor: Estimate) -> bool:
-    """Whether ``result`` cannot be told apart from the floor: one-sided for lower-is-better metrics, two-sided
-    for signed ones (a gap far below the exact value is as wrong as one far above)."""
-    if metric in SIGNED_METRICS:
-        return abs(result.mean - floor.mean) <= math.hypot(result.half_width, floor.half_width)
-    return indistinguishable_from_exact(result, floor)
+def run_outputs(run: dict[str, Any]) -> tuple[Output, ...]:
+    """The output declarations of a stored run's metrics: those stored with it (``info["outputs"]``), or, for a run
+    stored by older code without them, the declarations of its metrics as registered now (a metric that is no
+    longer registered then declares nothing: its keys are shown as informational)."""
+    stored = run["info"].get("outputs")
+    if stored is not None:
+        return tuple(Output.from_dict(d) for d in stored)
+    names = run["config"].get("metrics", ())
+    return tuple(o for m in names if m in METRICS for o in declared_outputs(METRICS.get(m)))
+
+
+def declarations(groups: list[Group]) -> dict[str, Output]:
+    """Every metric key of the rows (in an estimate or a floor) with its declaration, in the order the runs declare
+    them (a family's keys sorted), undeclared keys last. Where rows declare a key differently (runs by other code)
+    the first row's declaration is shown; each row is judged by its own (:func:`group_runs`)."""
+    declared: dict[str, Output] = {}
+    for g in groups:
+        for o in g.declared:
+            declared.setdefault(o.key, o)
+    order = list(declared.values())
+    present = {k for g in groups for k in (*g.estimates, *g.floors)}
+    resolved = {key: find_output(order, key) for key in present}
+    rank = {o.key: i for i, o in enumerate(order)}
+    return {key: resolved[key] for key in sorted(present, key=lambda k: (rank.get(resolved[k].key, len(order)), k))}
+
+
+def title(groups: list[Group], metric: str) -> str:
+    """The declared short title of ``metric`` (its key when undeclared)."""
+    return find_output([o for g in groups for o in g.declared], metric).title
 
 
 def latest_runs(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
@@ -184,6 +199,7 @@ def group_runs(runs: list[dict[str, Any]]) -> list[Group]:
         key = json.dumps({k: v for k, v in run["config"].items() if k != "seed"}, sort_keys=True)
         if key not in groups:
             groups[key] = Group(
+                declared=run_outputs(run),
                 problem=run["problem"],
                 score=info["score_label"],
                 label=info["label"],
@@ -202,10 +218,12 @@ def group_runs(runs: list[dict[str, Any]]) -> list[Group]:
         if ok:
             g.estimates = summarize([_clean(r["metrics"]) for r in ok])
             g.floors = {k: Estimate(float(v[0]), float(v[1]), int(v[2])) for k, v in ok[0]["floors"].items()}
-        present = [m for m in MAIN_METRICS if m in g.estimates and m in g.floors]
+        # the judged outputs, as this row's own runs declare them (main columns with a direction and a floor)
+        judged = [(m, find_output(g.declared, m)) for m in g.estimates if m in g.floors]
+        judged = [(m, o) for m, o in judged if o.judged]
         # ≥ 3 seeds: with 2 the t-interval is 12.7 standard errors wide and nearly anything passes
-        if g.all_ok and len(ok) >= MIN_SEEDS_EXACT_LIKE and present:
-            g.exact_like = all(near_floor(m, g.estimates[m], g.floors[m]) for m in present)
+        if g.all_ok and len(ok) >= MIN_SEEDS_EXACT_LIKE and judged:
+            g.exact_like = all(within_floor(o, g.estimates[m], g.floors[m]) for m, o in judged)
     _mark_best(out)
     return out
 
@@ -221,14 +239,14 @@ def _mark_best(groups: list[Group]) -> None:
     # Only rows where every seed finished compete: a mean over the surviving seeds of a diverging solver is biased.
     # within one score and one n: a larger n has a lower floor, and would win every column
     # Runs from exact draws of p_T (start = exact) isolate a budget term; they do not compete with real samplers.
+    declared, main = declarations(groups), main_metrics(groups)
     for score, n in {(g.score, g.n) for g in groups}:
         rows = [g for g in groups if g.score == score and g.n == n and g.all_ok and g.start == "prior"]
-        for metric in MAIN_METRICS:
-            values = [
-                (abs(g.estimates[metric].mean) if metric in SIGNED_METRICS else g.estimates[metric].mean, g)
-                for g in rows
-                if metric in g.estimates
-            ]
+        for metric in main:
+            direction = declared[metric].direction
+            if direction == "info":  # shown, but no direction to be best in
+                continue
+            values = [(_badness(direction, g.estimates[metric].mean), g) for g in rows if metric in g.estimates]
             if values:
                 best = min(v for v, _ in values)
                 for v, g in values:
@@ -236,17 +254,22 @@ def _mark_best(groups: list[Group]) -> None:
                         g.best.add(metric)
 
 
+def _badness(direction: str, mean: float) -> float:
+    """What "best" minimises: the mean (lower is better), −mean (higher), |mean| (signed, exact value 0)."""
+    return {"signed": abs(mean), "higher": -mean}.get(direction, mean)
+
+
 def main_metrics(groups: list[Group]) -> list[str]:
-    """The main metrics present in any row."""
-    return [m for m in MAIN_METRICS if any(m in g.estimates for g in groups)]
+    """The outputs declared main columns that any row has, in declaration order."""
+    present = {m for g in groups for m in g.estimates}
+    return [m for m, o in declarations(groups).items() if o.main and m in present]
 
 
 def all_metrics(groups: list[Group]) -> list[str]:
-    """Every metric present in any row, main ones first."""
-    seen = dict.fromkeys(main_metrics(groups))
-    for g in groups:
-        seen.update(dict.fromkeys(sorted(g.estimates)))
-    return list(seen)
+    """Every metric present in any row, main ones first, then the others in declaration order."""
+    present = {m for g in groups for m in g.estimates}
+    main = main_metrics(groups)
+    return main + [m for m in declarations(groups) if m in present and m not in main]
 
 
 def floors_by_n(groups: list[Group]) -> dict[int, dict[str, Estimate]]:
@@ -280,12 +303,13 @@ def table_cells(groups: list[Group]) -> tuple[list[str], list[list[tuple[str, bo
     any_stale = any(g.stale_runs for g in groups)
     header = ["score", "solver", "budget"] + (["n"] if many_n else []) + ["seeds ok", "status", "NFE", "wall s"]
     header += ["code"] if any_stale else []
+    declared = declarations(groups)
     for m in metrics:
-        title = METRIC_TITLES.get(m, m)
-        if len(floors) == 1:  # one sample size: the floor fits in the header
+        text = declared[m].title
+        if len(floors) == 1 and declared[m].floor:  # one sample size: the floor fits in the header
             floor = next(iter(floors.values())).get(m)
-            title += f" (floor {format_estimate(floor)})" if floor else ""
-        header.append(title)
+            text += f" (floor {format_estimate(floor)})" if floor else ""
+        header.append(text)
     header.append("≈ exact")
     rows = []
     for g in groups:
@@ -326,16 +350,18 @@ def markdown_table(groups: list[Group]) -> str:
     problem = groups[0].problem
     lines = [f"## {problem}", "", line(header), "|" + "|".join("---" for _ in header) + "|"]
     lines += [line([f"**{c}**" if best else c for c, best in row]) for row in rows]
+    best, verdict = verdict_notes(groups)
     lines += [
         "",
         "Metrics: mean ± 95% CI half-width over seeds, against the exact p_ε; floor = the same metric for exact "
-        "samples of the same n. **Bold**: best mean in the column for that score (rows where every seed finished;"
-        " log p_ε gap by |mean|). ≈ exact: every metric within its floor (log p_ε gap two-sided; needs ≥ 3 seeds).",
+        f"samples of the same n. **Bold**: best mean in the column for that score (rows where every seed finished"
+        f"{best}). ≈ exact: every metric within its floor ({verdict}needs ≥ 3 seeds).",
     ]
     floors = floors_by_n(groups)
     if len(floors) > 1:
         metrics = main_metrics(groups)
-        lines += ["", "Noise floors:", "", line(["n"] + [METRIC_TITLES.get(m, m) for m in metrics])]
+        declared = declarations(groups)
+        lines += ["", "Noise floors:", "", line(["n"] + [declared[m].title for m in metrics])]
         lines.append("|" + "|".join("---" for _ in range(len(metrics) + 1)) + "|")
         for n, fl in sorted(floors.items()):
             lines.append(line([str(n)] + [format_estimate(fl.get(m)) for m in metrics]))
@@ -348,6 +374,25 @@ def markdown_table(groups: list[Group]) -> str:
             for b in bad
         ]
     return "\n".join(lines) + "\n"
+
+
+def verdict_notes(groups: list[Group]) -> tuple[str, str]:
+    """What the tables' notes say about the main columns that are not lower-is-better, from their declarations:
+    ("; log p_ε gap by |mean|", "log p_ε gap two-sided; ") for the default metrics (empty strings when none)."""
+    declared = declarations(groups)
+    main = main_metrics(groups)
+    signed = [declared[m].title for m in main if declared[m].direction == "signed"]
+    higher = [declared[m].title for m in main if declared[m].direction == "higher"]
+    unjudged = [declared[m].title for m in main if not declared[m].judged]
+    best = "".join(
+        f"; {', '.join(names)} {how}" for names, how in ((signed, "by |mean|"), (higher, "highest")) if names
+    )
+    verdict = "".join(
+        f"{', '.join(names)} {how}; "
+        for names, how in ((signed, "two-sided"), (higher, "one-sided from below"), (unjudged, "not judged"))
+        if names
+    )
+    return best, verdict
 
 
 def summary_cells(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
@@ -551,7 +596,7 @@ def markdown_budget(groups: list[Group]) -> str:
         header, rows = budget_cells(groups, metric)
         if not rows:
             continue
-        lines = [f"### {METRIC_TITLES.get(metric, metric)}", "", _md_line(header)]
+        lines = [f"### {title(groups, metric)}", "", _md_line(header)]
         lines.append("|" + "|".join("---" for _ in header) + "|")
         lines += [_md_line(row) for row in rows]
         sections.append("\n".join(lines))
@@ -567,6 +612,7 @@ def _md_line(cells: list[str]) -> str:
 def summary_frame(groups: list[Group]) -> pd.DataFrame:
     """The table as raw numbers for the CSV: per metric mean, CI half-width, floor, floor CI, and a best flag."""
     metrics = all_metrics(groups)
+    declared = declarations(groups)
     records = []
     for g in groups:
         rec: dict[str, Any] = {
@@ -591,7 +637,7 @@ def summary_frame(groups: list[Group]) -> pd.DataFrame:
             rec[f"{m}_ci"] = e.half_width if e else np.nan
             rec[f"{m}_floor"] = f.mean if f else np.nan
             rec[f"{m}_floor_ci"] = f.half_width if f else np.nan
-            if m in MAIN_METRICS:
+            if declared[m].main:
                 rec[f"{m}_best"] = m in g.best
         rec["exact_like"] = g.exact_like
         records.append(rec)
@@ -620,14 +666,16 @@ class Fit:
     used: tuple[bool, ...]
 
 
-def error_above_floor(metric: str, e: Estimate, floor: Estimate | None) -> tuple[float, float]:
-    """(error, noise) of a result: for signed metrics |mean| (their exact value is 0) with the result's CI
-    half-width; else mean − floor with the combined half-width of result and floor (both means are noisy)."""
-    if metric in SIGNED_METRICS:
+def error_above_floor(output: Output, e: Estimate, floor: Estimate | None) -> tuple[float, float]:
+    """(error, noise) of a result, read as ``output`` declares: for a signed output |mean| (its exact value is 0)
+    with the result's CI half-width; else its distance from the floor on the bad side (mean − floor, or floor −
+    mean when higher is better) with the combined half-width of result and floor (both means are noisy)."""
+    if output.direction == "signed":
         return abs(e.mean), e.half_width
-    if floor is None:
+    if floor is None or not output.floor:
         return e.mean, e.half_width
-    return e.mean - floor.mean, math.hypot(e.half_width, floor.half_width)
+    sign = -1.0 if output.direction == "higher" else 1.0
+    return sign * (e.mean - floor.mean), math.hypot(e.half_width, floor.half_width)
 
 
 def fit_slope(
@@ -669,6 +717,8 @@ def convergence_fits(groups: list[Group], metric: str | None = None) -> dict[tup
         rows = [g for g in rows if not g.adaptive and metric in g.estimates and g.nfe]
         if not rows:
             continue
-        pairs = [error_above_floor(metric, g.estimates[metric], g.floors.get(metric)) for g in rows]
+        pairs = [
+            error_above_floor(find_output(g.declared, metric), g.estimates[metric], g.floors.get(metric)) for g in rows
+        ]
         out[key] = fit_slope([g.nfe for g in rows], [p[0] for p in pairs], [p[1] for p in pairs])
     return out

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 import sdebench
 from sdebench.errors import DivergedError
 from sdebench.fingerprint import changed_modules
-from sdebench.metrics import compute_metrics, data_reference, exact_reference
+from sdebench.metrics import compute_metrics, data_reference, exact_reference, metric_outputs
 from sdebench.metrics.base import Reference
 from sdebench.metrics.uncertainty import floor_estimates, truncation_estimates
 from sdebench.plugins import load as load_plugin
@@ -159,6 +159,9 @@ def _execute(spec: RunSpec, checkpoint: str | None, keep_samples: bool) -> RunRe
         mismatch = _code_mismatch(spec)
         if mismatch is not None:
             raise RuntimeError(mismatch)
+        # The metrics' output declarations go into the store with the result (a new dict: the spec's stays as it
+        # is), so that reports read titles and directions from the store alone, a plugin metric's included.
+        result.info = {**result.info, "outputs": [o.to_dict() for o in metric_outputs(spec.metrics)]}
         problem, reference = _problem(spec)
         score = _score(spec, problem, checkpoint)
         solver = make_solver(spec.solver, **spec.options)

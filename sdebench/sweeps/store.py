@@ -2,7 +2,8 @@
 
 Each row keeps the run's ``config_key`` (its resolved config's hash), ``code`` (the hash of every module that computed
 it, see :mod:`sdebench.fingerprint`) and ``info`` (the configured solver's kind, adaptivity, declared orders and
-labels), so that reports need nothing but the store. A run of the same config by other code has another key: it is
+labels, and the declarations of its metrics' outputs: titles, directions), so that reports need nothing but the
+store. A run of the same config by other code has another key: it is
 stored beside the old one, never over it.
 
 A ``meta`` table marks the file as an sdebench store (``app = sdebench``, ``format = 3``); any other file is refused
@@ -77,7 +78,8 @@ class RunResult:
     config: dict[str, Any]
     config_key: str = ""
     code: dict[str, str | None] = field(default_factory=dict)  # module -> hash of its code
-    info: dict[str, Any] = field(default_factory=dict)  # the configured solver's kind, orders and labels
+    #: The configured solver's kind, orders and labels; ``outputs``: the metrics' output declarations.
+    info: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     floors: dict[str, list[float]] = field(default_factory=dict)  # name -> [mean, CI half-width, draws]
     #: ε-truncation: each metric for exact draws of p_data (not p_ε) against p_ε, as [mean, CI half-width, draws].
