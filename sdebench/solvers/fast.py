@@ -32,7 +32,7 @@ from sdebench.scores.base import Score
 from sdebench.solvers.base import Param, register
 from sdebench.solvers.brownian import Brownian
 from sdebench.solvers.noise import standard_normal_
-from sdebench.solvers.sigma import SigmaSampler, denoiser
+from sdebench.solvers.sigma import SigmaSampler, denoiser, heun_step
 
 Tensor = torch.Tensor
 
@@ -83,16 +83,6 @@ class EDMHeun(SigmaSampler):
         for i in range(len(times) - 1):
             x = heun_step(problem, score, x, times[i], sigmas[i], times[i + 1], sigmas[i + 1])
         return self.finish(problem, score, x)
-
-
-def heun_step(
-    problem: Problem, score: Score, x: Tensor, t: float, sigma: float, t_next: float, sigma_next: float
-) -> Tensor:
-    """One Heun step of dx/dσ = (x − D)/σ from (t, σ) to (t_next, σ_next > 0): two NFE."""
-    d = (x - denoiser(problem, score, x, t, sigma)) / sigma
-    x_euler = x + (sigma_next - sigma) * d
-    d_next = (x_euler - denoiser(problem, score, x_euler, t_next, sigma_next)) / sigma_next
-    return x + (0.5 * (sigma_next - sigma)) * (d + d_next)
 
 
 @register

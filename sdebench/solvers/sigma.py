@@ -63,3 +63,16 @@ class SigmaSampler(FixedStepSolver):
             scale = float(problem.sde.s(t_end))
             x = x if scale == 1.0 else x * scale
         return x, {"steps": self.options["steps"], "grid": self.grid_name(problem), "denoise": self.options["denoise"]}
+
+
+def heun_step(
+    problem: Problem, score: Score, x: Tensor, t: float, sigma: float, t_next: float, sigma_next: float
+) -> Tensor:
+    """One Heun step of dx/dσ = (x − D)/σ from (t, σ) to (t_next, σ_next > 0): two NFE.
+
+    Shared here (not in :mod:`sdebench.solvers.fast`) because several solver modules take Heun steps.
+    """
+    d = (x - denoiser(problem, score, x, t, sigma)) / sigma
+    x_euler = x + (sigma_next - sigma) * d
+    d_next = (x_euler - denoiser(problem, score, x_euler, t_next, sigma_next)) / sigma_next
+    return x + (0.5 * (sigma_next - sigma)) * (d + d_next)
