@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+# The kdiff-* peers' library, installed without its dependencies: its samplers need only torch, scipy, torchsde,
+# tqdm and torchdiffeq, where its full dependency list (torchvision, kornia, CLIP, wandb, ...) is far too heavy.
+KDIFF ?= k-diffusion==0.1.1.post1 torchdiffeq==0.2.5
 BIN := $(VENV)/bin
 OUT ?= out
 WORKERS ?= 2
@@ -15,6 +18,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH)"
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(KDIFF)
 	touch $@
 
 setup: $(BIN)/.installed

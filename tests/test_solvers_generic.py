@@ -47,6 +47,9 @@ ORDER_PATHS = 200
 #: VP's log-σ grid at 500 NFE, spread 1.7% against the 3% bar); 200 for second-order ones, whose error at 200 NFE
 #: (∝ 1/200²) is far below a first-order solver's at 500 (∝ 1/500), at less than half the suite's time.
 GENEROUS_NFE = {1: 500, 2: 200}
+#: Peers (another library's samplers, ``peer = True``) skip the costly order and quality tests: they are checked by
+#: equality to sdebench's own samplers (tests/test_kdiff_peers.py), which these tests do cover.
+PEER_SKIP = "peer implementation: checked by equality to sdebench's own"
 
 
 def exact_flow(problem, x1: torch.Tensor, t: float) -> torch.Tensor:
@@ -82,6 +85,9 @@ def skip_unless_applies(solver: Solver, problem) -> None:
     reason = solver.supports(problem)
     if reason is not None:
         pytest.skip(f"{solver.name} does not apply to {problem.name}: {reason}")
+    missing = solver.peer and solver.unavailable()  # a peer whose library is not installed here
+    if missing:
+        pytest.skip(missing)
 
 
 def run(solver: Solver, problem, seed: int, brownian: Brownian | None = None, n: int = ORDER_PATHS) -> torch.Tensor:
@@ -110,6 +116,8 @@ def test_declared_strong_order(name: str, sde_type: str) -> None:
     """Fixed-step solvers converge at their declared strong order on a single Gaussian (see module docstring)."""
     problem = gauss1_problem(sde_type)
     order = make_solver(name).strong_order
+    if SOLVERS.get(name).peer:
+        pytest.skip(PEER_SKIP)
     if order is None:
         pytest.skip(f"{name} declares no order")
     # One Brownian path on the nodes of every grid used: the coarse runs and the fine reference share it.
@@ -197,8 +205,10 @@ def test_quality_bars_at_generous_budget(name: str, sde_type: str, gmm2, gmm2_re
     uniform-t). On VP a uniform-t grid spends fixed steps in t where σ(t) ~ sqrt(t) changes fastest, near ε:
     measured at 500 NFE, em misses the spread bar there by 0.6 points and pc by 7; on log-sigma both pass.
     """
-    problem, reference, floors = quality_case(sde_type, gmm2, gmm2_reference)
     cls = SOLVERS.get(name)
+    if cls.peer:
+        pytest.skip(PEER_SKIP)
+    problem, reference, floors = quality_case(sde_type, gmm2, gmm2_reference)
     if cls.adaptive:
         solver = make_solver(name)
     else:
