@@ -1,6 +1,6 @@
 """sdebench: a test bench for the SDE and ODE samplers of score-based diffusion models.
 
-The command line: list, train, sample, nll, converge, sweep, report.
+The command line: list, train, sample, nll, converge, grid-search, sweep, report.
 
 User mistakes end as one line ``error: <field>: <what>`` with exit code 2, before any work and with no file
 written. A solver that diverges ends with ``diverged: ...`` and exit code 1.
@@ -545,6 +545,107 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grid_search(args: argparse.Namespace) -> int:
+    """Search the grid that makes a solver best at an NFE; judge it on other seeds; optionally save it as a plugin."""
+    from sdebench.analysis.grid_search import (
+        MARGIN,
+        check_grid_name,
+        fixed_step_solver,
+        grid_plugin_source,
+        judge,
+        search_grid,
+    )
+    from sdebench.metrics import metric_names
+    from sdebench.solvers import make_solver
+    from sdebench.solvers.grids import positions_of
+
+    problem = _problem(args)
+    options: dict[str, Any] = _parse_params(args.param)
+    solver = fixed_step_solver(args.solver, args.nfe, options)
+    if args.objective != MARGIN:
+        metric_names([args.objective], "objective")
+    check(args.n >= 100, "n", f"must be >= 100, got {args.n}")
+    check(args.evaluations > 0, "evaluations", f"must be > 0, got {args.evaluations}")
+    judge_seeds = _seed_list(args.judge_seeds, "judge-seeds")
+    check(args.seed not in judge_seeds, "judge-seeds", f"must not include the search seed {args.seed}")
+    out = None
+    if args.out is not None:
+        out = check_writable(args.out, "out")
+        check(out.suffix == ".py", "out", f"must end in .py (a plugin file), got {str(out)!r}")
+        check(args.name is not None, "name", "is needed with --out (the name the grid is registered under)")
+        check_grid_name(args.name)
+    name = args.name or "searched"
+    score = _build_score(args, problem, _score_config(args))
+    result = search_grid(
+        problem, args.solver, args.nfe, options, args.objective, args.n, args.seed, args.evaluations, score
+    )
+    source = grid_plugin_source(name, result) if out is not None else None
+    verdicts = {
+        grid: judge(
+            problem,
+            make_solver(args.solver, nfe=args.nfe, grid=grid, **options),
+            judge_seeds,
+            args.n,
+            score=score,
+        )
+        for grid in result.starts
+    }
+    verdicts["searched"] = judge(problem, solver, judge_seeds, args.n, positions=result.positions, score=score)
+    if out is not None:
+        write_atomic(out, lambda tmp: Path(tmp).write_text(source))
+    summary = {
+        "problem": problem.name,
+        "solver": args.solver,
+        "options": options,
+        "nfe": args.nfe,
+        "steps": result.steps,
+        "objective": args.objective,
+        "search_seed": args.seed,
+        "n": args.n,
+        "sigmas": result.sigmas,
+        "positions": positions_of(problem, [problem.sde.t_of_sigma(s) for s in result.sigmas]),
+        "value": result.value,
+        "start_values": result.starts,
+        "evaluations": result.evaluations,
+        "seconds": result.seconds,
+        "out": str(out) if out else None,
+        "judged": {
+            grid: [{"seed": v.seed, "margin": v.margin, "failures": v.failures} for v in vs]
+            for grid, vs in verdicts.items()
+        },
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{result.summary()}; {result.evaluations} evaluations in {result.seconds:.1f} s")
+    print("σ: " + ", ".join(f"{s:.4g}" for s in result.sigmas))
+    print(f"judged on seeds {judge_seeds} (margin = worst bar ratio, <= 1 passes every bar):")
+    for grid, vs in verdicts.items():
+        searched = (
+            f"{args.objective} {result.value:.3g} at seed {args.seed}"
+            if grid == "searched"
+            else (f"{args.objective} {result.starts[grid]:.3g} at seed {args.seed}")
+        )
+        margins = "  ".join(f"{v.margin:6.3f}" for v in vs)
+        verdict = (
+            "passes" if all(not v.failures for v in vs) else "fails: " + next(v.failures[0] for v in vs if v.failures)
+        )
+        print(f"  {grid:<16} {searched:<28} margins {margins}  {verdict}")
+    if out is not None:
+        print(f"saved as grid {name!r} in {out}: use --plugin {out} and grid={name}")
+    return 0
+
+
+def _seed_list(text: str, field: str) -> list[int]:
+    """Comma-separated non-negative integers."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(field, f"must be comma-separated integers, got {text!r}") from None
+    check(seeds and all(seed >= 0 for seed in seeds), field, f"must list seeds >= 0, got {text!r}")
+    return seeds
+
+
 # -- parser ----------------------------------------------------------------------------------------------------------
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--problem", help="a registered problem (see 'sdebench list')")
@@ -682,6 +783,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars (for logs): one summary line")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "grid-search",
+        help="find the time grid that makes a solver best at an NFE (exact score); judge it on other seeds; save it",
+    )
+    _add_problem_args(p)
+    _add_train_args(p)
+    _add_score_args(p)
+    p.add_argument("--solver", required=True, help="a fixed-step solver (see 'sdebench list')")
+    p.add_argument("--nfe", type=int, required=True, help="the NFE budget the grid is for")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a solver parameter")
+    p.add_argument(
+        "--objective",
+        default="margin",
+        help="what to minimise: margin (the worst ratio of the within-noise bars; <= 1 passes them all) or a metric "
+        "output such as sw1 or mode_std_rel_err_max",
+    )
+    p.add_argument("--n", type=int, default=20_000, help="samples per trial")
+    p.add_argument("--seed", type=int, default=0, help="the seed every trial samples with (search on one seed...)")
+    p.add_argument("--judge-seeds", default="1,2", help="...judge on others: comma-separated seeds")
+    p.add_argument("--evaluations", type=int, default=400, help="objective evaluations (solver runs) in all")
+    p.add_argument("--name", default=None, help="register the grid under this name (with --out)")
+    p.add_argument("--out", type=Path, default=None, help="write the grid as a plugin file (.py) to load later")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_grid_search)
 
     p = sub.add_parser("report", help="tables and plots from a sweep store: Markdown, CSV, one HTML page")
     p.add_argument("--store", type=Path, default=Path("runs.db"), help="SQLite store written by 'sdebench sweep'")

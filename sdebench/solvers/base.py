@@ -14,7 +14,7 @@ from sdebench.problems import Problem
 from sdebench.registry import Registry
 from sdebench.scores.base import CountingScore, Score
 from sdebench.solvers.brownian import Brownian, GeneratorBrownian
-from sdebench.solvers.grids import GRIDS, make_grid
+from sdebench.solvers.grids import GRIDS, GridFn, make_grid
 
 Tensor = torch.Tensor
 
@@ -108,6 +108,7 @@ class Solver:
     tolerance_scan: ClassVar[tuple[float, ...]] = (1e-2, 1e-4, 1e-6)
     #: SDE solvers that can run on a Brownian path handed to them (so two runs can share one path).
     shares_path: ClassVar[bool] = True
+    peer: ClassVar[bool] = False  # another library's implementation, checked by equality to sdebench's own
     strong_order: ClassVar[float | None] = None
     weak_order: ClassVar[float | None] = None
     params: ClassVar[tuple[Param, ...]] = ()
@@ -237,13 +238,28 @@ class FixedStepSolver(Solver):
         """Score evaluations that ``steps`` steps cost with these options."""
         return steps
 
+    #: A grid function used instead of the named one (set by :meth:`on_grid`: the grid search's trial grids).
+    trial_grid: GridFn | None = None
+
     def grid_name(self, problem: Problem) -> str:
         """The grid this run uses: the ``grid`` option, or the SDE's default grid when it is unset."""
+        if self.trial_grid is not None:
+            return "trial"
         return self.options["grid"] or problem.sde.default_grid
 
     def times(self, problem: Problem) -> list[float]:
         """The grid: steps + 1 times from T down to t_end."""
+        if self.trial_grid is not None:
+            return self.trial_grid(problem, self.options["steps"])
         return make_grid(self.grid_name(problem), problem, self.options["steps"])
+
+    def on_grid(self, grid: GridFn | None) -> FixedStepSolver:
+        """Use ``grid`` (problem, steps) → times instead of the named grid, until set back to None; returns self.
+
+        For searches over grids, which try thousands of grids that have no names.
+        """
+        self.trial_grid = grid
+        return self
 
 
 def make_solver(name: str, **options: Any) -> Solver:
