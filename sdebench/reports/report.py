@@ -121,6 +121,13 @@ def _code_line(runs: list[dict[str, Any]], superseded: int) -> str:
             f"{len(stale)} of {len(runs)} runs were made by other code than the installed one; changed since: "
             f"{shown}{more}. Their rows say so in the 'code' column; run the sweep again to redo them"
         )
+    unknown = [r for r in runs if r.get("unknown_code")]
+    if unknown:
+        modules = sorted({m for r in unknown for m in r["unknown_code"]})
+        text += (
+            f". {len(unknown)} runs used plugin code not loaded here ({', '.join(modules[:3])}"
+            f"{' and more' if len(modules) > 3 else ''}), so it could not be compared with theirs"
+        )
     if superseded:
         text += f". {superseded} earlier runs of the same configs by older code are kept in the store, not shown"
     return text

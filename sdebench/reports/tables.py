@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sdebench.fingerprint import changed_modules
+from sdebench.fingerprint import PACKAGE, changed_modules, module_file
 from sdebench.metrics.base import METRICS, Output, declared_outputs, find_output
 from sdebench.metrics.budget import SOURCES, budget_terms, dominant, format_term
 from sdebench.metrics.uncertainty import Estimate, summarize, within_floor
@@ -166,8 +166,9 @@ def title(groups: list[Group], metric: str) -> str:
 
 def latest_runs(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Per config, the runs of the most recent code that ran it (earlier ones are superseded), each with
-    ``changed_code``: the modules whose installed code differs from the code that made the run. Also returns how
-    many runs were superseded."""
+    ``changed_code``: the modules whose installed code differs from the code that made the run, and
+    ``unknown_code``: the plugin modules this process cannot find to compare. Also returns how many runs were
+    superseded."""
     newest: dict[str, dict[str, Any]] = {}
     for run in runs:
         held = newest.get(run["config_key"])
@@ -181,7 +182,11 @@ def latest_runs(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         code = json.dumps(run["code"], sort_keys=True)
         if code not in changed:
             changed[code] = changed_modules(run["code"])
-        out.append({**run, "changed_code": changed[code]})
+        # A plugin's module that this process cannot find (the plugin not loaded, or its file moved) cannot be
+        # compared: that is "unknown", not "changed" (a report reads the store without loading plugins).
+        unknown = [m for m in changed[code] if not m.startswith(f"{PACKAGE}.") and module_file(m) is None]
+        stale = [m for m in changed[code] if m not in unknown]
+        out.append({**run, "changed_code": stale, "unknown_code": unknown})
     return out, len(runs) - len(out)
 
 
