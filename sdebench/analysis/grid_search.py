@@ -18,10 +18,10 @@ noise: honest use searches on one seed (and problem) and judges on others, which
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -256,29 +256,30 @@ def grid_plugin_source(name: str, result: GridSearchResult) -> str:
         "summary": result.summary(),
     }
     lines = [
-        f'"""Grid {name!r}, found by `sdebench grid-search`: {result.summary()}.',
+        f'"""Grid {_literal(name)}, found by `sdebench grid-search`:',
         "",
+        f"{result.summary()}.",
         f"σ on {result.problem}: {', '.join(f'{s:.4g}' for s in result.sigmas)}",
-        "Load it with --plugin THIS_FILE (or a sweep's plugins = [...]) and use it as grid = NAME.",
+        f"Load this file with --plugin (or a sweep's plugins = [...]) and use it as grid = {_literal(name)}.",
         '"""',
         "",
         "from sdebench.solvers.grids import saved_grid",
         "",
         "saved_grid(",
-        f"    {name!r},",
+        f"    {_literal(name)},",
         "    [",
         *(f"        {sigma!r}," for sigma in result.sigmas),
         "    ],",
     ]
-    lines += [f"    {key}={value!r}," for key, value in info.items()]
+    lines += [f"    {key}={_literal(value)}," for key, value in info.items()]
     lines.append(")")
     return "\n".join(lines) + "\n"
 
 
-def write_grid_plugin(path: Path, name: str, result: GridSearchResult) -> Path:
-    """Write :func:`grid_plugin_source` to ``path`` atomically (no half-written file on failure)."""
-    from sdebench.io import write_atomic
-
-    text = grid_plugin_source(name, result)
-    write_atomic(path, lambda tmp: Path(tmp).write_text(text))
-    return path
+def _literal(value: Any) -> str:
+    """Python source for a plain value, quoted as ruff's formatter would (double quotes), so the file lints clean."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
