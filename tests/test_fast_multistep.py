@@ -1,12 +1,12 @@
 """UniPC, DEIS tAB and iPNDM: the exact cases the generic tests do not cover.
 
 - first-order cases are DDIM, and the warm-up caps the order by the history at hand (exact equalities);
-- coefficients against closed forms: DEIS's quadrature (to 1e-12), iPNDM's Adams–Bashforth weights, UniPC's order
-  conditions on polynomial denoisers;
+- coefficients against exact ones: DEIS's quadrature (to 1e-12), iPNDM's constant weights against the variable-step
+  Adams–Bashforth weights of lms, UniPC's order conditions on polynomial denoisers;
 - one model output per grid node, none at the last (UniPC's corrector reuses it);
-- the orders of the non-default variants, and the slopes of the cases that declare none (iPNDM's default order 4,
-  DEIS order 3, UniPC order 3 with the lower final orders), on one or two SDEs each (the generic test fits the
-  defaults' declared orders on all four).
+- the orders of the non-default variants, and the slopes of the cases that declare none (DEIS order 3, UniPC
+  order 3 with the lower final orders), on one or two SDEs each (the generic test fits the defaults' declared
+  orders on all four).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from sdebench.problems import SDES, get_problem, problem_from_spec
 from sdebench.scores import make_score
 from sdebench.solvers import make_solver
 from sdebench.solvers.deis import deis_coefficients, lagrange_basis
-from sdebench.solvers.ipndm import FIXED_WEIGHTS, adams_bashforth_weights
+from sdebench.solvers.ipndm import FIXED_WEIGHTS
+from sdebench.solvers.lms import lms_coefficients as adams_bashforth_weights
 from sdebench.solvers.unipc import b_of_h, phi_moments, unipc_weights
 from tests.conftest import generator
-from tests.test_solvers_generic import ORDER_PATHS, ORDER_STEPS, exact_flow, fitted_slope, gauss1_problem
+from tests.test_solvers_generic import ORDER_STEPS, fitted_slope, flow_errors, gauss1_problem
 
 SDE_TYPES = ["ve", "vp", "subvp", "edm"]
 
@@ -63,7 +64,6 @@ def test_first_order_cases_are_ddim(sde_type: str) -> None:
     for name, options in [
         ("deis", {"order": 1}),
         ("ipndm", {"order": 1}),
-        ("ipndm", {"order": 1, "coefficients": "fixed"}),
     ]:
         assert max_rel_diff(samples(problem, name, steps=20, **options), ddim) <= 1e-11, (name, options)
     for name in ("deis", "ipndm", "unipc"):
@@ -85,21 +85,21 @@ def test_warm_up_uses_the_history_at_hand(name: str, high: dict, low: dict, step
 
 
 def test_on_edm_deis_is_adams_bashforth_in_sigma() -> None:
-    """On EDM t = σ, so DEIS tAB (a polynomial in t integrated in σ, by quadrature) is iPNDM's Adams–Bashforth in σ
-    (closed form): equal to 1e-12 (quadrature against exact integrals; measured 1.3e-13)."""
+    """On EDM t = σ, so DEIS tAB (a polynomial in t integrated in σ, by quadrature) is lms (variable-step
+    Adams–Bashforth in σ): equal to 1e-12 (two quadratures of the same polynomial integrals)."""
     problem = asym3("edm")
     for order in (2, 3):
         deis = samples(problem, "deis", steps=12, order=order)
-        ipndm = samples(problem, "ipndm", steps=12, order=order, coefficients="variable")
-        assert max_rel_diff(deis, ipndm) <= 1e-12
+        lms = samples(problem, "lms", steps=12, order=order)
+        assert max_rel_diff(deis, lms) <= 1e-12
 
 
 def test_fixed_and_variable_coefficients_agree_on_equal_steps() -> None:
     """On EDM's uniform-t grid (equal steps in σ) the published constant weights are the variable-step ones: the
     runs agree to round-off (1e-12; measured 1.3e-13)."""
     problem = asym3("edm")
-    fixed = samples(problem, "ipndm", steps=12, grid="uniform-t", coefficients="fixed")
-    variable = samples(problem, "ipndm", steps=12, grid="uniform-t", coefficients="variable")
+    fixed = samples(problem, "ipndm", steps=12, grid="uniform-t")
+    variable = samples(problem, "lms", steps=12, grid="uniform-t")
     assert max_rel_diff(fixed, variable) <= 1e-12
 
 
@@ -166,9 +166,10 @@ def adaptive_quadrature(sde, nodes: list[float], t_a: float, t_b: float) -> list
 
 @pytest.mark.parametrize("sde_type", SDE_TYPES)
 def test_deis_coefficients_are_exact_to_1e_12(sde_type: str) -> None:
-    """DEIS's Gauss–Legendre coefficients against exact values: closed forms on VE (above) and EDM (iPNDM's exact
-    polynomial integrals, t = σ), adaptive quadrature on VP and sub-VP. Within 1e-12 of the step |σ' − σ| on a
-    12-step karras grid and a 3-step log-σ grid (steps of 3.5 in log σ); measured at most 2e-14."""
+    """DEIS's Gauss–Legendre coefficients against exact values: closed forms on VE (above) and EDM (lms's
+    Adams–Bashforth weights, exact for polynomials, t = σ), adaptive quadrature on VP and sub-VP. Within 1e-12 of
+    the step |σ' − σ| on a 12-step karras grid and a 3-step log-σ grid (steps of 3.5 in log σ); measured at most
+    2e-14."""
     problem = gauss1_problem(sde_type)
     sde = problem.sde
     for grid, steps in (("karras", 12), ("log-sigma", 3)):
@@ -262,16 +263,8 @@ def test_phi_moments_match_their_closed_forms() -> None:
 
 
 def fitted_order(name: str, sde_type: str, **options) -> float:
-    """The generic test's fit: RMS error at t_end against the exact flow on ``<sde>-gauss1``, ORDER_STEPS steps."""
-    problem = gauss1_problem(sde_type)
-    score = make_score("exact", problem)
-    x1 = problem.sde.prior_sample(ORDER_PATHS, problem.dim, generator=generator(1))
-    reference = exact_flow(problem, x1, problem.t_end)
-    errors = []
-    for steps in ORDER_STEPS:
-        out = make_solver(name, steps=steps, **options).solve(problem, score, ORDER_PATHS, generator(1)).samples
-        errors.append(float((out - reference).pow(2).sum(1).mean().sqrt()))
-    return fitted_slope(ORDER_STEPS, errors)
+    """The generic test's fit on ``<sde>-gauss1`` over ORDER_STEPS."""
+    return fitted_slope(ORDER_STEPS, flow_errors(name, sde_type, ORDER_STEPS, **options))
 
 
 @pytest.mark.parametrize(
@@ -282,8 +275,7 @@ def fitted_order(name: str, sde_type: str, **options) -> float:
         ("unipc", {"order": 3, "lower_order_final": False}, "edm"),
         ("unipc", {"order": 3, "variant": "bh1", "lower_order_final": False}, "subvp"),
         ("deis", {"order": 1}, "vp"),
-        ("ipndm", {"order": 2, "coefficients": "variable"}, "edm"),
-        ("ipndm", {"order": 3, "coefficients": "variable"}, "ve"),
+        ("ipndm", {"order": 1}, "edm"),
         ("ipndm", {}, "vp"),
     ],
 )
@@ -302,9 +294,6 @@ def test_non_default_variants_reach_their_declared_order(name: str, options: dic
         # DEIS order 3: the warm-up's O(h²) bends VE's slope (2.58); VP is on order 3 (2.88).
         ("deis", {"order": 3}, "ve", 2.3, 2.8),
         ("deis", {"order": 3}, "vp", 2.7, 3.3),
-        # iPNDM order 4: VE 3.14 (warm-up), VP 3.67 (pre-asymptotic even from an exact start).
-        ("ipndm", {"coefficients": "variable"}, "ve", 2.9, 3.4),
-        ("ipndm", {"coefficients": "variable"}, "vp", 3.4, 3.9),
         # UniPC order 3 with the lower-order final steps: VE 3.28, VP 3.54.
         ("unipc", {"order": 3}, "ve", 3.0, 3.5),
         ("unipc", {"order": 3}, "vp", 3.3, 3.8),

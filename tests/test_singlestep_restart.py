@@ -25,7 +25,7 @@ from sdebench.solvers.lms import DECLARED_ORDER, lms_coefficients
 from sdebench.solvers.noise import standard_normal_
 from sdebench.solvers.restart import restart_sigmas
 from tests.conftest import generator
-from tests.test_solvers_generic import exact_flow, fitted_slope, gauss1_problem, gmm2_problem
+from tests.test_solvers_generic import fitted_slope, flow_errors, gauss1_problem, gmm2_problem
 
 SDE_TYPES = SDES.names()
 ORDER_STEPS = [32, 64, 128, 256]  # as the generic order test
@@ -41,19 +41,6 @@ def denoiser_score(problem, denoised):
         return (denoised(t, sigma) - x / scale) / (scale * sigma**2)
 
     return score
-
-
-def flow_error(name: str, sde_type: str, steps_list: list[int], **options) -> list[float]:
-    """RMS error at t_end against the exact probability-flow solution on ``<sde>-gauss1`` (as the generic test)."""
-    problem = gauss1_problem(sde_type)
-    score = make_score("exact", problem)
-    x1 = problem.sde.prior_sample(PATHS, problem.dim, generator=generator(1))
-    reference = exact_flow(problem, x1, problem.t_end)
-    errors = []
-    for steps in steps_list:
-        samples = make_solver(name, steps=steps, **options).solve(problem, score, PATHS, generator(1)).samples
-        errors.append(float((samples - reference).pow(2).sum(1).mean().sqrt()))
-    return errors
 
 
 # -- dpm-2s ------------------------------------------------------------------------------------------------------------
@@ -114,7 +101,7 @@ def test_dpm_2s_linear_variant_is_exact_for_a_denoiser_affine_in_lambda(sde_type
 def test_dpm_2s_variants_are_second_order(sde_type: str, options: dict) -> None:
     """The non-default r and variant keep the declared strong order 2 (the generic test covers the default):
     fitted as the generic test fits, within its 0.3. Measured: r = 1 1.97 (ve), 1.95 (edm); linear 2.00 (vp)."""
-    slope = fitted_slope(ORDER_STEPS, flow_error("dpm-2s", sde_type, ORDER_STEPS, **options))
+    slope = fitted_slope(ORDER_STEPS, flow_errors("dpm-2s", sde_type, ORDER_STEPS, **options))
     assert make_solver("dpm-2s", **options).strong_order == 2.0
     assert abs(slope - 2.0) <= 0.3, slope
 
@@ -171,7 +158,7 @@ def test_lms_declared_orders_of_orders_2_and_3(order: int, sde_type: str) -> Non
     2.78 on subvp), within its 0.3."""
     declared = make_solver("lms", order=order).strong_order
     assert declared == DECLARED_ORDER[order] == float(order)
-    slope = fitted_slope(ORDER_STEPS, flow_error("lms", sde_type, ORDER_STEPS, order=order))
+    slope = fitted_slope(ORDER_STEPS, flow_errors("lms", sde_type, ORDER_STEPS, order=order))
     assert abs(slope - declared) <= 0.3, slope
 
 
@@ -180,10 +167,10 @@ def test_lms_order_4_has_no_one_order_over_the_sdes() -> None:
     σ(T) (measured 3.14 on ve, σ(T) = 10; 3.68 on edm, σ(T) = 80: no one number is within 0.3 of both), and
     asymptotically the warm-up's Euler step makes it 2 (on ve the local slope from 512 to 1024 steps is 2.08)."""
     assert make_solver("lms").strong_order is None and make_solver("lms").options["order"] == 4
-    ve = fitted_slope(ORDER_STEPS, flow_error("lms", "ve", ORDER_STEPS))
-    edm = fitted_slope(ORDER_STEPS, flow_error("lms", "edm", ORDER_STEPS))
+    ve = fitted_slope(ORDER_STEPS, flow_errors("lms", "ve", ORDER_STEPS))
+    edm = fitted_slope(ORDER_STEPS, flow_errors("lms", "edm", ORDER_STEPS))
     assert 2.8 < ve < 3.4 < edm < 4.0, (ve, edm)
-    fine = flow_error("lms", "ve", [512, 1024])
+    fine = flow_errors("lms", "ve", [512, 1024])
     assert abs(math.log2(fine[0] / fine[1]) - 2.0) <= 0.3, fine
 
 

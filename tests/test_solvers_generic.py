@@ -136,6 +136,20 @@ def test_declared_strong_order(name: str, sde_type: str) -> None:
     assert abs(slope - order) <= 0.3, f"{name}: fitted order {slope:.2f}, declared {order}; errors {errors}"
 
 
+def flow_errors(name: str, sde_type: str, steps_list: list[int], **options) -> list[float]:
+    """RMS error at t_end against the exact probability-flow solution on ``<sde>-gauss1`` from the same prior
+    draws, per step count: what :func:`test_declared_strong_order` fits for an ODE solver (other files reuse it)."""
+    problem = gauss1_problem(sde_type)
+    x1 = problem.sde.prior_sample(ORDER_PATHS, problem.dim, generator=generator(1))
+    reference = exact_flow(problem, x1, problem.t_end)
+    score = make_score("exact", problem)
+    errors = []
+    for steps in steps_list:
+        out = make_solver(name, steps=steps, **options).solve(problem, score, ORDER_PATHS, generator(1)).samples
+        errors.append(float((out - reference).pow(2).sum(1).mean().sqrt()))
+    return errors
+
+
 def law_error(problem, samples: torch.Tensor) -> float:
     """Largest relative error of the per-dimension variances, and of the means in units of the exact std."""
     target = problem.target()

@@ -16,20 +16,16 @@ One NFE a step.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from sdebench.problems import Problem
-from sdebench.scores.base import Score
-from sdebench.solvers.base import Param, register
-from sdebench.solvers.brownian import Brownian
-from sdebench.solvers.sigma import SigmaSampler, denoiser
+from sdebench.solvers.base import register
+from sdebench.solvers.sigma import AdamsBashforthSampler
 
 Tensor = torch.Tensor
 
-MAX_ORDER = 4
 #: Declared strong (= weak) order by ``order`` (see :class:`LinearMultistep`: the warm-up limits 3 and 4).
 DECLARED_ORDER: dict[int, float | None] = {1: 1.0, 2: 2.0, 3: 3.0, 4: None}
 
@@ -65,7 +61,7 @@ def lms_coefficients(nodes: list[float], a: float, b: float) -> list[float]:
 
 
 @register
-class LinearMultistep(SigmaSampler):
+class LinearMultistep(AdamsBashforthSampler):
     """Linear multistep (Adams–Bashforth) in σ of order ``order`` (k-diffusion's LMS), warm-up with lower orders.
 
     One NFE a step. Declared strong (= weak) order: what the generic slope test (32–256 steps on
@@ -88,36 +84,12 @@ class LinearMultistep(SigmaSampler):
     name = "lms"
     strong_order = None
     weak_order = None
-    params: ClassVar[tuple[Param, ...]] = (
-        *SigmaSampler.params,
-        Param(
-            "order",
-            int,
-            MAX_ORDER,
-            "order of the Adams–Bashforth formula (the first steps use lower ones)",
-            lambda v: 1 <= v <= MAX_ORDER,
-            f"must be in 1..{MAX_ORDER}",
-        ),
-    )
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         declared = DECLARED_ORDER[self.options["order"]]
         self.strong_order = self.weak_order = declared
 
-    def _solve(
-        self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Brownian | None
-    ) -> tuple[Tensor, dict]:
-        order = self.options["order"]
-        times, sigmas = self.grid(problem)
-        x = self.initial_state(problem, n, generator)
-        slopes: list[Tensor] = []  # d_i, d_{i−1}, …: newest first
-        for i in range(len(times) - 1):
-            slopes.insert(0, (x - denoiser(problem, score, x, times[i], sigmas[i])) / sigmas[i])
-            del slopes[order:]
-            k = len(slopes)
-            coefficients = lms_coefficients([sigmas[i - j] for j in range(k)], sigmas[i], sigmas[i + 1])
-            for c, d in zip(coefficients, slopes, strict=True):
-                x = x + c * d
-        x, info = self.finish(problem, score, x)
-        return x, {**info, "order": order}
+    def step_weights(self, sigmas: list[float], i: int, k: int) -> list[float]:
+        """The exact Adams–Bashforth weights over the actual nodes σ_i, …, σ_{i−k+1} (:func:`lms_coefficients`)."""
+        return lms_coefficients([sigmas[i - j] for j in range(k)], sigmas[i], sigmas[i + 1])

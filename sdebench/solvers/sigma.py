@@ -76,3 +76,43 @@ def heun_step(
     x_euler = x + (sigma_next - sigma) * d
     d_next = (x_euler - denoiser(problem, score, x_euler, t_next, sigma_next)) / sigma_next
     return x + (0.5 * (sigma_next - sigma)) * (d + d_next)
+
+
+#: The order option of the Adams–Bashforth samplers in σ (``lms``, ``ipndm``).
+AB_MAX_ORDER = 4
+AB_ORDER = Param(
+    "order",
+    int,
+    AB_MAX_ORDER,
+    "order of the Adams–Bashforth formula (the first steps use lower ones)",
+    lambda v: 1 <= v <= AB_MAX_ORDER,
+    f"must be in 1..{AB_MAX_ORDER}",
+)
+
+
+class AdamsBashforthSampler(SigmaSampler):
+    """Adams–Bashforth in σ on the slope d = (x̂ − D)/σ (the noise direction): x̂_{i+1} = x̂_i + Σ_j c_j d_{i−j}.
+
+    In the scaled variable the probability-flow ODE is dx̂/dσ = d(x̂, σ) with no linear part left, so a linear
+    multistep method in σ is an exponential integrator of the original ODE. The first steps, with fewer slopes,
+    use the orders they can (1, 2, …): the warm-up. One NFE a step. Subclasses give the weights c_j.
+    """
+
+    params: ClassVar[tuple[Param, ...]] = (*SigmaSampler.params, AB_ORDER)
+
+    def step_weights(self, sigmas: list[float], i: int, k: int) -> list[float]:
+        """The weights c_j (newest slope first) of the step from σ_i to σ_{i+1} with k slopes."""
+        raise NotImplementedError
+
+    def _solve(self, problem: Problem, score: Score, n: int, generator: torch.Generator, brownian: Any) -> Any:
+        order = self.options["order"]
+        times, sigmas = self.grid(problem)
+        x = self.initial_state(problem, n, generator)
+        slopes: list[Tensor] = []  # d_i, d_{i−1}, …: newest first
+        for i in range(len(times) - 1):
+            slopes.insert(0, (x - denoiser(problem, score, x, times[i], sigmas[i])) / sigmas[i])
+            del slopes[order:]
+            for c, d in zip(self.step_weights(sigmas, i, len(slopes)), slopes, strict=True):
+                x = x + c * d
+        x, info = self.finish(problem, score, x)
+        return x, {**info, "order": order}
