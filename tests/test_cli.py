@@ -181,3 +181,19 @@ def test_help_and_list_import_only_what_they_need(argv, allowed) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     imported = set(done.stderr.strip().splitlines()[-1].split()[1:])
     assert imported == allowed
+
+
+def test_sweep_progress_bar_on_a_terminal_only(tmp_path, monkeypatch, capsys) -> None:
+    """The sweep's bar follows the same rule as the other commands' (a log file gets no carriage-return noise)."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        '[[sweep]]\nproblems = ["ve-gmm2"]\nscores = ["exact"]\nsolvers = [{ name = "ddim" }]\nbudgets = [4]\n'
+        "seeds = [0]\nn = [200]\n"
+    )
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["sweep", str(config), "--store", str(tmp_path / "a.db")]) == 0
+    assert "run/s" in terminal.getvalue() or "1/1" in terminal.getvalue()
+    monkeypatch.undo()
+    assert main(["sweep", str(config), "--store", str(tmp_path / "b.db")]) == 0
+    assert "run/s" not in capsys.readouterr().err

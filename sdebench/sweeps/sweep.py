@@ -71,7 +71,9 @@ def prepare_scores(
         return {key: _checkpoint_for(s.problem, s.score, cache_dir, progress) for key, s in needed.items()}
     futures = {executor.submit(_checkpoint_for, s.problem, s.score, cache_dir, False): key for key, s in needed.items()}
     checkpoints: dict[str, str] = {}
-    with tqdm(total=len(futures), desc="train networks", unit="net", disable=not progress, leave=False) as bar:
+    with tqdm(
+        total=len(futures), desc="train networks", unit="net", disable=None if progress else True, leave=False
+    ) as bar:
         pending = set(futures)
         while pending:
             done, pending = executor.wait_first(pending)
@@ -116,7 +118,7 @@ def run_sweep(
     summary = SweepSummary(total=len(runs))
     queue = iter(runs)
     in_flight: dict[Any, RunSpec] = {}
-    bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=not progress, smoothing=0.1)
+    bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=None if progress else True, smoothing=0.1)
 
     def show() -> None:
         bar.set_postfix(
